@@ -1,0 +1,3 @@
+from genmodels.cli import main
+
+raise SystemExit(main())

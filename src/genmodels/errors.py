@@ -1,0 +1,37 @@
+"""The error hierarchy: every failure a user can cause is a `GenmodelsError`.
+
+The CLI prints these as one line (no traceback) and exits non-zero; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class GenmodelsError(Exception):
+    """Base class of every error genmodels raises on purpose."""
+
+
+class ConfigError(GenmodelsError, ValueError):
+    """A configuration value, option or name is invalid (the message lists valid choices)."""
+
+
+class DataError(GenmodelsError, ValueError):
+    """A data source is missing, corrupt, or has the wrong shape/values (names the file)."""
+
+
+class CheckpointError(GenmodelsError):
+    """A checkpoint is missing, truncated, from another model, or would need unpickling code."""
+
+
+class TrainingDiverged(GenmodelsError, FloatingPointError):
+    """A loss or a weight became NaN/inf; the message names the step. The last good
+    checkpoint is kept on disk."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
+
+
+def choice_error(what: str, value: object, choices) -> ConfigError:
+    """A `ConfigError` for an unknown name, listing the valid ones."""
+    valid = ", ".join(sorted(str(c) for c in choices))
+    return ConfigError(f"unknown {what} {value!r}; valid choices: {valid}")
