@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -87,3 +88,8 @@ class Dataset(torch.utils.data.Dataset):
     @property
     def spec(self) -> DataSpec:
         return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes)
+
+    def subset(self, index) -> "Dataset":
+        """The examples at `index` (a slice, an int64 tensor of indices or a bool mask), same metadata."""
+        return dataclasses.replace(self, x=self.x[index], y=None if self.y is None else self.y[index],
+                                   meta=dict(self.meta))

@@ -1,0 +1,63 @@
+"""`genmodels datasets`: the built-in data sets, their shapes and sizes, and whether each is installed.
+
+`genmodels datasets NAME_OR_PATH ...` loads each one (both splits) and shows what a model would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from genmodels.data.builtins import BUILTINS
+from genmodels.data.files import PATH_HELP
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("datasets", help="list the built-in data sets", description=__doc__)
+    p.add_argument("data", nargs="*", metavar="NAME_OR_PATH",
+                   help="load these built-ins or paths and describe them instead of listing the built-ins")
+    p.add_argument("--json", action="store_true", help="print the list as JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def rows() -> list[dict]:
+    """One plain dict per built-in (what the table and --json show)."""
+    out = []
+    for b in BUILTINS.values():
+        installed = b.installed()
+        out.append({
+            "name": b.name, "kind": b.kind, "shape": list(b.shape), "train": b.sizes[0], "test": b.sizes[1],
+            "classes": b.num_classes, "source": b.source, "installed": installed,
+            "install": "" if installed else b.install,
+        })
+    return out
+
+
+def describe(name_or_path: str) -> dict:
+    """Load both splits of one data source and summarise them (raises DataError when it is bad)."""
+    from genmodels.data import load
+
+    train, test = load(name_or_path, split="train"), load(name_or_path, split="test")
+    return {"name": name_or_path, "kind": train.kind, "shape": list(train.spec.shape), "train": len(train),
+            "test": len(test), "classes": train.num_classes, "source": train.meta.get("source", ""),
+            "installed": True, "install": ""}
+
+
+def run(args: argparse.Namespace) -> int:
+    table = [describe(d) for d in args.data] if args.data else rows()
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    header = ("name", "kind", "shape", "train", "test", "classes", "installed", "source")
+    lines = [header]
+    for r in table:
+        installed = "yes" if r["installed"] else f"no: {r['install']}"
+        shape = "x".join(str(s) for s in r["shape"])
+        lines.append((r["name"], r["kind"], shape, str(r["train"]), str(r["test"]), str(r["classes"] or "-"),
+                      installed, r["source"]))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
+    if not args.data:
+        print(f"\nPaths work too: {PATH_HELP}.")
+    return 0
