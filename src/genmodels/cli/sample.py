@@ -1,0 +1,142 @@
+"""`genmodels sample RUN_DIR --n N --out PATH`: draw samples from a trained run.
+
+PATH ending in .png writes a grid of images (a scatter plot for 2-D data); PATH ending in .npy
+writes float32 samples: images as (N, C, H, W) in [0, 1], points as (N, D) in data coordinates.
+The model's own sampling options (sampler, steps, ...) are listed by
+`genmodels sample RUN_DIR --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from genmodels.cli import add_config_flags, flag_values, help_requested, require_arg
+from genmodels.errors import ConfigError, GenmodelsError
+
+OUTPUT_SUFFIXES = (".png", ".npy")
+OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--checkpoint", "-h", "--help")
+VALUE_OPTIONS = ("--n", "--out", "--seed", "--device", "--batch-size", "--checkpoint")
+
+
+def register(subparsers, argv: list[str] | None = None) -> None:
+    lines = __doc__.strip().splitlines()
+    p = subparsers.add_parser("sample", help="draw samples from a trained run (.png grid or .npy array)",
+                              description=lines[0] + "\n\n" + "\n".join(lines[2:]),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `genmodels train`")
+    p.add_argument("--n", default=None, type=int, metavar="N", help="number of samples (required)")
+    p.add_argument("--out", default=None, metavar="PATH", help="output file, .png or .npy (required)")
+    p.add_argument("--seed", default=0, type=int, metavar="S", help="seed of the sampling generator (default: 0)")
+    p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
+                   help="use the EMA weights when the run kept them (default: true)")
+    p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--batch-size", default=1000, type=int, metavar="B",
+                   help="generate in chunks of this many samples (0 = all at once; default: 1000)")
+    p.add_argument("--checkpoint", default=None, metavar="FILE.pt",
+                   help="a checkpoint other than RUN_DIR/checkpoints/latest.pt (default: the latest)")
+    mapping: dict[str, str] = {}
+    run_dir = run_dir_from_argv(argv) if argv else None
+    if run_dir is not None:
+        try:
+            options_cls = sample_options_class(run_dir)
+        except GenmodelsError:
+            if not help_requested(argv):
+                raise
+        else:
+            group = p.add_argument_group("sampling options of this run's model")
+            mapping = add_config_flags(group, options_cls, dest_prefix="sample__", taken=set(OPTIONS),
+                                       rename_prefix="sample")
+    else:
+        p.epilog = "Each model has its own sampling options: run `genmodels sample RUN_DIR --help` to list them."
+    p.set_defaults(func=run, sample_flags=mapping)
+
+
+def run_dir_from_argv(argv: list[str]) -> str | None:
+    """The RUN_DIR positional: the first token that is neither an option nor an option's value."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("-"):
+            i += 2 if token in VALUE_OPTIONS else 1
+            continue
+        return token
+    return None
+
+
+def sample_options_class(run_dir: str) -> type:
+    """The SampleOptions dataclass of the family that trained `run_dir`."""
+    from genmodels.models.registry import get_model
+    from genmodels.train.run_dir import RunDir
+
+    config, _ = RunDir(run_dir).read_config()
+    try:
+        return get_model(config.model_name)[2]
+    except ImportError as e:
+        raise ConfigError(f"model {config.model_name!r} cannot be loaded: {e}") from None
+
+
+def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "") -> Path:
+    """Save samples (n, C, H, W) in [-1, 1] or points (n, D) to a .png or .npy file."""
+    import numpy as np
+
+    from genmodels.viz import save_grid, save_scatter
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"--out {path}: unknown file type {suffix or '(none)'}; valid: {', '.join(OUTPUT_SUFFIXES)}")
+    x = x.detach().float().cpu()
+    if suffix == ".npy":
+        array = ((x + 1) / 2).clamp(0, 1) if kind == "image" else x
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, array.numpy().astype(np.float32))
+        return path
+    if kind == "image":
+        return save_grid(x, path, scale=max(1, 64 // x.shape[-1]))
+    if x.shape[1] < 2:
+        raise ConfigError(f"--out {path}: a scatter plot needs at least 2-D points, got shape {tuple(x.shape)}")
+    return save_scatter(x[:, :2], path, title=title)
+
+
+def draw(model, n: int, generator: torch.Generator, batch_size: int, options: dict) -> torch.Tensor:
+    """n samples from model.sample in chunks of batch_size (0 = one chunk), same generator throughout."""
+    chunk = batch_size if batch_size > 0 else n
+    parts = []
+    with torch.no_grad():
+        for start in range(0, n, chunk):
+            parts.append(model.sample(min(chunk, n - start), generator=generator, **options).detach())
+    return torch.cat(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from genmodels.config import update_dataclass
+    from genmodels.config_fields import check_choices
+    from genmodels.train.run_dir import load_run, resolve_device
+    from genmodels.train.seeds import derive_seed, private_global_rng
+
+    n = require_arg(args.n, "--n")
+    out = require_arg(args.out, "--out")
+    if n <= 0:
+        raise ConfigError(f"--n must be positive, got {n}")
+    if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ConfigError(f"--out {out}: unknown file type; valid: {', '.join(OUTPUT_SUFFIXES)}")
+    options_cls = sample_options_class(args.run_dir)
+    options = options_cls()
+    update_dataclass(options, flag_values(args, args.sample_flags), "sample options")
+    check_choices(options, "sample")
+    if hasattr(options, "validate"):
+        options.validate()
+    device = resolve_device(args.device)
+    loaded = load_run(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(args.seed)
+    with private_global_rng(seed=derive_seed(args.seed, "sample-global"), device=device):
+        x = draw(loaded.model, n, generator, args.batch_size, dataclasses.asdict(options))
+    title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
+    path = write_samples(x, out, loaded.spec.kind, title)
+    print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}{', EMA' if loaded.ema else ''}) to {path}")
+    return 0

@@ -1,0 +1,136 @@
+"""`genmodels train MODEL --data NAME_OR_PATH --out RUN_DIR [...]`: train a model into a run directory.
+
+Values are taken, lowest precedence first, from the defaults, --config FILE.toml (or, with
+--resume, the run's own config.toml), the flags below, the model's flags, and --set overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from genmodels.cli import add_config_flags, flag_values, help_requested
+from genmodels.config import DataConfig, RunConfig, load_toml
+from genmodels.data.dataset import Dataset
+from genmodels.errors import ConfigError
+
+# Options of the command itself; a model field with one of these names gets --model-<name>.
+VALUE_OPTIONS = ("--data", "--out", "--steps", "--epochs", "--batch-size", "--seed", "--config", "--set", "--device")
+FLAG_OPTIONS = ("--resume", "--progress", "--no-progress", "-h", "--help")
+
+
+def register(subparsers, argv: list[str] | None = None) -> None:
+    from genmodels.models.registry import MODELS
+
+    families = ", ".join(f"{name} ({entry.description})" for name, entry in sorted(MODELS.items()))
+    p = subparsers.add_parser(
+        "train", help="train a model into a run directory",
+        description=__doc__.strip().splitlines()[0] + "\n\n" + "\n".join(__doc__.strip().splitlines()[2:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Each model has its own options: run `genmodels train MODEL --help` to list them.")
+    p.add_argument("model", metavar="MODEL", choices=sorted(MODELS), help=f"model family: {families}")
+    p.add_argument("--data", default=None, metavar="NAME_OR_PATH",
+                   help="built-in data set name or file/folder path (data.name; required unless set by --config "
+                        "or --resume)")
+    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory to create or resume (required)")
+    p.add_argument("--steps", default=None, metavar="N", help="optimisation steps (trainer.steps; default: 10000)")
+    p.add_argument("--epochs", default=None, metavar="E",
+                   help="passes over the data instead of --steps (trainer.epochs; default: 0 = use --steps)")
+    p.add_argument("--batch-size", default=None, metavar="B", help="examples per minibatch (trainer.batch_size; "
+                                                                    "default: 64)")
+    p.add_argument("--seed", default=None, metavar="S", help="run seed for every random stream (default: 0)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="auto, cpu, cuda, cuda:N or mps (trainer.device; default: auto)")
+    p.add_argument("--progress", default=None, action=argparse.BooleanOptionalAction,
+                   help="show a tqdm progress bar (trainer.progress; default: true)")
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="read the run config from a TOML file first (default: none)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoint, with its config.toml "
+                        "(default: off; without a checkpoint the run starts from step 0)")
+    p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
+                   help="override any config value, e.g. --set trainer.ema_decay=0.9999 or --set model.lr=2e-4; "
+                        "repeatable (default: none)")
+    mapping: dict[str, str] = {}
+    name = model_from_argv(argv) if argv else None
+    if name in MODELS:
+        try:
+            config_cls = MODELS[name].load()[1]
+        except ImportError as e:
+            if not help_requested(argv):
+                raise ConfigError(f"model {name!r} cannot be loaded: {e}") from None
+        else:
+            group = p.add_argument_group(f"{name} options ([model] table of config.toml; also --set model.FIELD=...)")
+            mapping = add_config_flags(group, config_cls, dest_prefix="model__",
+                                       taken=set(VALUE_OPTIONS + FLAG_OPTIONS), rename_prefix="model")
+    p.set_defaults(func=run, model_flags=mapping)
+
+
+def model_from_argv(argv: list[str]) -> str | None:
+    """The MODEL positional: the first token that is neither an option nor an option's value."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if token.startswith("-"):
+            i += 2 if token in VALUE_OPTIONS else 1
+            continue
+        return token
+    return None
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """The run config from the defaults / --config / the run's config.toml, the flags and --set."""
+    from genmodels.train.run_dir import RunDir
+
+    if args.resume:
+        if args.config:
+            raise ConfigError("--config cannot be combined with --resume: the run's own config.toml is used")
+        if not args.out:
+            raise ConfigError("--resume needs --out RUN_DIR")
+    run_config = RunDir(args.out).config if args.out else None
+    if args.resume and run_config is not None and run_config.is_file():
+        base, _ = load_toml(run_config)
+    elif args.config:
+        base, _ = load_toml(args.config)
+    else:
+        base = RunConfig.default(args.model)
+    if base.model_name != args.model:
+        raise ConfigError(f"the config is for model {base.model_name!r} but the command names {args.model!r}")
+    trainer = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size, "device": args.device,
+               "progress": args.progress}
+    nested = {
+        "seed": args.seed,
+        "out": args.out,
+        "data": {"name": args.data},
+        "trainer": trainer,
+        "model": flag_values(args, args.model_flags),
+    }
+    nested = {k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
+              for k, v in nested.items() if v is not None}
+    config = base.merge(nested, "command line").with_overrides(args.set or [])
+    config.validate()
+    if not config.out:
+        raise ConfigError("out is empty: pass --out RUN_DIR")
+    return config
+
+
+def load_data(cfg: DataConfig, seed: int) -> Dataset:
+    """The training split named by the [data] table (2-D toys are drawn from the run seed)."""
+    from genmodels.data import load_config
+
+    return load_config(cfg, "train", seed=seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from genmodels.train import Trainer, build_model, resolve_device
+
+    config = build_config(args)
+    dataset = load_data(config.data, config.seed)
+    device = resolve_device(config.trainer.device)
+    model = build_model(config, dataset.spec, device)
+    result = Trainer(config, resume=args.resume).fit(model, dataset)
+    last = ", ".join(f"{k} {v:.4g}" for k, v in result.values.items())
+    print(f"trained {config.model_name} on {config.data.name} to step {result.step}"
+          f"{' (' + last + ')' if last else ''}; run directory: {result.run_dir}")
+    return 0

@@ -1,0 +1,316 @@
+"""Typed run configuration: seed + DataConfig + TrainerConfig + the model family's own config.
+
+A run is described by one `RunConfig`, written to `config.toml` as
+
+    seed = 0
+    out = "runs/ddpm-mnist"
+    [data]      name, image_size, channels, binarize, limit
+    [trainer]   steps, batch_size, ema_decay, grad_clip, ...
+    [model]     name = "ddpm" plus every field of the family's config dataclass
+
+Values come, lowest precedence first, from the dataclass defaults, a TOML file, typed command
+line flags and `--set section.key=value` overrides. Each value is parsed to its field's annotated
+type (`coerce`) and every unknown key or bad value raises a `ConfigError` naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from genmodels.config_fields import check_choices, param, require
+from genmodels.errors import ConfigError
+
+Precision = Literal["fp32", "bf16", "fp16"]
+SECTIONS = ("data", "trainer", "model")
+TOP_LEVEL = ("seed", "out")
+
+
+@dataclass
+class DataConfig:
+    """Which data to train on and how to prepare it (passed to `genmodels.data.load`)."""
+
+    name: str = param("", "built-in data set name or path to a file/folder")
+    image_size: int = param(0, "resize images to this height and width (0 = native size)")
+    channels: int = param(0, "convert images to this many channels, 1 or 3 (0 = native)")
+    binarize: bool = param(False, "threshold pixels at 0.5 (binary MNIST, as in Kingma & Welling)")
+    limit: int = param(0, "use only the first N training examples (0 = all)")
+
+    def validate(self) -> None:
+        require(self.name != "", "data.name is empty: pass --data NAME_OR_PATH")
+        require(self.image_size >= 0, f"data.image_size must be >= 0, got {self.image_size}")
+        require(self.channels in (0, 1, 3), f"data.channels must be 0, 1 or 3, got {self.channels}")
+        require(self.limit >= 0, f"data.limit must be >= 0, got {self.limit}")
+
+
+@dataclass
+class TrainerConfig:
+    """The model-agnostic training loop (learning rates belong to the model, which owns its optimisers)."""
+
+    steps: int = param(10000, "number of optimisation steps (ignored when epochs > 0)")
+    epochs: int = param(0, "train for this many passes over the data instead of `steps` (0 = use steps)")
+    batch_size: int = param(64, "examples per minibatch")
+    ema_decay: float = param(0.999, "decay of the exponential moving average of ema_modules() (0 = no EMA)")
+    ema_warmup: bool = param(True, "use decay min(ema_decay, (1 + n) / (10 + n)) after n updates")
+    grad_clip: float = param(0.0, "clip the gradient norm of each optimiser step to this value (0 = off)")
+    log_every: int = param(50, "append losses to metrics.jsonl every this many steps")
+    sample_every: int = param(1000, "write samples/step_XXXXXXX.png every this many steps (0 = never)")
+    sample_n: int = param(64, "number of samples in each periodic grid")
+    checkpoint_every: int = param(1000, "overwrite checkpoints/latest.pt every this many steps (and at the end)")
+    keep_every: int = param(0, "also keep checkpoints/step_XXXXXXX.pt every this many steps (0 = latest only)")
+    device: str = param("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, mps")
+    precision: str = param("fp32", "autocast precision: fp32, bf16 (CPU or CUDA), fp16 (CUDA, with grad scaling)",
+                           choices=("fp32", "bf16", "fp16"))
+    progress: bool = param(True, "show a tqdm progress bar with the live losses")
+    tensorboard: bool = param(True, "also write TensorBoard event files when tensorboard is installed")
+
+    def validate(self) -> None:
+        check_choices(self, "trainer")
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_n"):
+            value = getattr(self, name)
+            require(value > 0, f"trainer.{name} must be positive, got {value}")
+        for name in ("epochs", "sample_every", "keep_every"):
+            value = getattr(self, name)
+            require(value >= 0, f"trainer.{name} must be >= 0, got {value}")
+        require(0.0 <= self.ema_decay < 1.0, f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
+        require(self.grad_clip >= 0.0, f"trainer.grad_clip must be >= 0, got {self.grad_clip}")
+        require(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
+                f"trainer.device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild and continue a run."""
+
+    model_name: str                        # registered family, e.g. "ddpm"
+    model: Any                             # an instance of that family's config dataclass
+    seed: int = 0                          # every torch.Generator of the run is derived from it
+    out: str = ""                          # run directory
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    @classmethod
+    def default(cls, model_name: str) -> "RunConfig":
+        """The defaults for a registered family (ConfigError listing the families if unknown)."""
+        return cls(model_name=model_name, model=family_config_class(model_name)())
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid value."""
+        require(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
+        self.data.validate()
+        self.trainer.validate()
+        check_choices(self.model, "model")
+        if hasattr(self.model, "validate"):
+            self.model.validate()
+
+    def to_dict(self) -> dict:
+        """Plain TOML-ready data (None values are left out: TOML has no null)."""
+        return {
+            "seed": self.seed,
+            "out": self.out,
+            "data": dataclass_to_dict(self.data),
+            "trainer": dataclass_to_dict(self.trainer),
+            "model": {"name": self.model_name, **dataclass_to_dict(self.model)},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+        """Build from nested plain data, e.g. a parsed TOML file; `source` names it in errors."""
+        unknown = set(d) - set(TOP_LEVEL) - set(SECTIONS)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; valid keys: "
+                              f"{', '.join(TOP_LEVEL + SECTIONS)}")
+        model_table = dict(d.get("model", {}))
+        name = model_table.pop("name", None)
+        if not name:
+            raise ConfigError(f"{source}: the [model] table needs a name (e.g. name = \"ddpm\")")
+        config = cls.default(str(name))
+        return config.merge(d, source)
+
+    def merge(self, d: dict, source: str = "config") -> "RunConfig":
+        """A copy with the values of nested plain data `d` applied (the model name must agree)."""
+        out = copy.deepcopy(self)
+        for key, value in d.items():
+            if key in TOP_LEVEL:
+                setattr(out, key, coerce(value, typing.get_type_hints(RunConfig)[key], f"{source}: {key}"))
+            elif key in SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{source}: {key} must be a table, got {value!r}")
+                table = dict(value)
+                if key == "model":
+                    name = table.pop("name", self.model_name)
+                    if name != self.model_name:
+                        raise ConfigError(f"{source}: model.name is {name!r} but the run's model is "
+                                          f"{self.model_name!r}")
+                update_dataclass(getattr(out, key), table, f"{source}: {key}")
+            else:
+                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(TOP_LEVEL + SECTIONS)}")
+        return out
+
+    def with_overrides(self, assignments: list[str]) -> "RunConfig":
+        """Apply `section.key=value` strings (the `--set` option), parsed by the field types."""
+        nested: dict[str, Any] = {}
+        for item in assignments:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--set expects section.key=value, got {item!r}")
+            parts = key.strip().split(".")
+            if len(parts) == 1 and parts[0] in TOP_LEVEL:
+                nested[parts[0]] = value
+            elif len(parts) == 2 and parts[0] in SECTIONS:
+                if parts == ["model", "name"]:
+                    raise ConfigError("--set model.name is not allowed: name the model on the command line")
+                nested.setdefault(parts[0], {})[parts[1]] = value
+            else:
+                raise ConfigError(f"--set {item!r}: the key must be one of {', '.join(TOP_LEVEL)} or "
+                                  f"section.field with section in {', '.join(SECTIONS)}")
+        return self.merge(nested, "--set")
+
+    def save_toml(self, path: str | Path, extra: dict | None = None) -> None:
+        """Write as TOML (plus `extra` top-level tables, e.g. the data spec)."""
+        import tomli_w
+
+        doc = {**self.to_dict(), **(extra or {})}
+        Path(path).write_text(tomli_w.dumps(doc), encoding="utf-8")
+
+
+def load_toml(path: str | Path, ignore: tuple[str, ...] = ("spec",)) -> tuple[RunConfig, dict]:
+    """Read a TOML run config; returns (config, the ignored top-level tables such as [spec])."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    extra = {k: doc.pop(k) for k in ignore if k in doc}
+    return RunConfig.from_dict(doc, str(path)), extra
+
+
+def family_config_class(model_name: str) -> type:
+    """The config dataclass of a registered family."""
+    from genmodels.models.registry import get_model
+
+    return get_model(model_name)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataclass <-> plain data, with values parsed by their annotated types
+
+
+def dataclass_to_dict(obj: Any) -> dict:
+    """Fields of a config dataclass as TOML-ready values (tuples become lists, None is dropped)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if value is None:
+            continue
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def field_types(cls_or_obj: Any) -> dict[str, Any]:
+    """{field name: resolved annotation} of a dataclass."""
+    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def update_dataclass(obj: Any, values: dict, where: str) -> None:
+    """Set fields of `obj` from `values`, parsing each by its type; unknown keys list the valid ones."""
+    types_ = field_types(obj)
+    for key, value in values.items():
+        if key not in types_:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(types_))}")
+        setattr(obj, key, coerce(value, types_[key], f"{where}.{key}"))
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Parse `value` (from TOML or a command-line string) as type `tp`; ConfigError naming `where`."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return choice
+        raise ConfigError(f"{where}: invalid value {value!r}; valid choices: {', '.join(map(str, args))}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value) if isinstance(value, (float, str)) else None
+        except ValueError:
+            number = None
+        if number is not None and number.is_integer():
+            return int(number)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if origin in (list, tuple):
+        items = _split_list(value, where)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) and args:
+            if len(items) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
+            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args)))
+        item_type = args[0] if args else Any
+        parsed = [coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(items)]
+        return tuple(parsed) if origin is tuple else parsed
+    return value
+
+
+def _split_list(value: Any, where: str) -> list:
+    """A list from a TOML array or a string such as "1,2,2" or "[1, 2, 2]"."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"{where}: cannot parse list {value!r}") from None
+        return [v.strip() for v in text.split(",") if v.strip()]
+    raise ConfigError(f"{where}: expected a list, got {value!r}")

@@ -1,0 +1,61 @@
+"""A resumable stream of minibatches: one random permutation per epoch, drawn from an explicit
+generator, consumed in full batches (the remainder of each epoch is dropped so every step sees
+`batch_size` examples).
+
+Its state (epoch, position, the current permutation and the generator state) is saved in each
+checkpoint, so a resumed run sees exactly the batches an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genmodels.data.dataset import Dataset
+from genmodels.errors import CheckpointError, ConfigError
+
+
+class DataStream:
+    """Minibatches (x, y) of `dataset` on `device`; y is -1 for unlabelled data."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, generator: torch.Generator, device: torch.device):
+        n = len(dataset)
+        if batch_size > n:
+            raise ConfigError(f"trainer.batch_size {batch_size} is larger than the data set "
+                              f"({dataset.name or 'data'} has {n} examples)")
+        self.x = dataset.x
+        self.y = dataset.y if dataset.y is not None else torch.full((n,), -1, dtype=torch.int64)
+        self.batch_size = batch_size
+        self.generator = generator
+        self.device = device
+        self.epoch = 0
+        self.position = 0
+        self.perm = torch.randperm(n, generator=generator)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.x) // self.batch_size
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next minibatch: x (B, ...) float32 and y (B,) int64, on the device."""
+        if self.position + self.batch_size > len(self.perm):
+            self.epoch += 1
+            self.position = 0
+            self.perm = torch.randperm(len(self.x), generator=self.generator)
+        idx = self.perm[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        non_blocking = self.device.type == "cuda"
+        return (self.x[idx].to(self.device, non_blocking=non_blocking),
+                self.y[idx].to(self.device, non_blocking=non_blocking))
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "perm": self.perm.clone(),
+                "generator": self.generator.get_state(), "num_examples": len(self.x)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["num_examples"] != len(self.x):
+            raise CheckpointError(f"the checkpoint's data had {state['num_examples']} examples, this data set "
+                                  f"has {len(self.x)}: resume with the same data")
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self.perm = state["perm"].clone()
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,95 @@
+"""Run metrics: `metrics.jsonl` (one JSON object per logged step), a loss-curve PNG, and
+TensorBoard event files when the `tensorboard` package is installed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from genmodels.train.checkpoint import _fsync_dir
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The logged records, skipping a torn last line left by a crash."""
+    records = []
+    path = Path(path)
+    if not path.exists():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+    return records
+
+
+def _json_value(v: float) -> float | str:
+    """JSON has no NaN/inf: write them as strings."""
+    return v if math.isfinite(v) else str(v)
+
+
+class MetricsLogger:
+    """Appends records to `metrics.jsonl`, keeps the series for the loss curve, mirrors to TensorBoard."""
+
+    def __init__(self, run_dir: str | Path, *, resume_step: int | None = None, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.jsonl"
+        if resume_step is None:
+            records = []
+        else:  # drop what was logged after the checkpoint we resume from
+            records = [r for r in read_metrics(self.path) if r["step"] <= resume_step]
+        self._rewrite(records)
+        self.series: dict[str, list[tuple[int, float]]] = {}
+        for r in records:
+            self._remember(r)
+        self.file = open(self.path, "a", encoding="utf-8")
+        self.writer = self._tensorboard(resume_step) if tensorboard else None
+
+    def _rewrite(self, records: list[dict]) -> None:
+        tmp = self.path.with_name(".metrics.jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.run_dir)
+
+    def _tensorboard(self, resume_step: int | None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: the JSON log is the record
+            return None
+        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=resume_step)
+
+    def _remember(self, record: dict) -> None:
+        for k, v in record.items():
+            if k not in ("step", "epoch", "time") and isinstance(v, (int, float)):
+                self.series.setdefault(k, []).append((record["step"], float(v)))
+
+    def log(self, step: int, values: dict[str, float], **extra) -> None:
+        """Write one record {step, **extra, **values} and flush it."""
+        record = {"step": step, **extra, **{k: _json_value(float(v)) for k, v in values.items()}}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        self._remember(record)
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(k, float(v), step)
+
+    def save_curves(self, path: str | Path | None = None) -> Path | None:
+        """Plot every logged series against the step (`losses.png`); None if nothing was logged."""
+        from genmodels.viz import save_curves
+
+        if not self.series:
+            return None
+        return save_curves(self.series, path or self.run_dir / "losses.png", title=self.run_dir.name)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,238 @@
+"""The model-agnostic training loop.
+
+Nothing here knows which model it trains: each step calls `model.train_step(batch, ctx)`, which
+does its own forward passes and calls `ctx.optimize(...)` for each optimiser step. The trainer
+adds what every model needs: a resumable data order, explicit random streams, an EMA of
+`model.ema_modules()`, a NaN/inf guard, logging, periodic sample grids and atomic checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genmodels.config import RunConfig, dataclass_to_dict
+from genmodels.data.dataset import Dataset
+from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged
+from genmodels.train.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
+                                        load_optimizers, save_atomic)
+from genmodels.train.context import TrainContext
+from genmodels.train.data_stream import DataStream
+from genmodels.train.ema import EMA
+from genmodels.train.logging import MetricsLogger
+from genmodels.train.run_dir import RunDir, resolve_device
+from genmodels.train.seeds import derive_seed, global_rng_state, make_generator, private_global_rng
+
+
+@dataclass
+class FitResult:
+    """What `Trainer.fit` leaves behind."""
+
+    step: int                       # completed optimisation steps
+    values: dict[str, float]        # the last step's train_step() output
+    run_dir: Path
+    checkpoint: Path | None         # the latest checkpoint
+
+
+class Trainer:
+    """`Trainer(config).fit(model, dataset)` trains `model` and fills the run directory `config.out`.
+
+    resume: continue from RUN_DIR/checkpoints/latest.pt (model, optimisers, EMA, step, data order,
+            random streams) when it exists; without it an existing checkpoint is an error.
+    """
+
+    def __init__(self, config: RunConfig, *, resume: bool = False):
+        config.trainer.validate()
+        if not config.out:
+            raise ConfigError("out is empty: pass --out RUN_DIR")
+        self.config = config
+        self.run = RunDir(config.out)
+        self.resume = resume
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _device(self, model: Any) -> torch.device:
+        if isinstance(getattr(model, "device", None), (torch.device, str)):
+            return torch.device(model.device)
+        for m in model.modules().values():
+            for p in m.parameters():
+                return p.device
+        return resolve_device(self.config.trainer.device)
+
+    def _start_checkpoint(self, spec_dict: dict) -> dict | None:
+        """The checkpoint to resume from (checked against this model and data), or None."""
+        run = self.run
+        if not run.latest.exists():
+            return None
+        if not self.resume:
+            raise ConfigError(f"{run.path} already holds a run ({run.latest.relative_to(run.path)}); pass --resume "
+                              f"to continue it or choose another --out")
+        ckpt = load_checkpoint(run.latest)  # on the CPU: RNG states must stay there
+        check_model(ckpt, self.config.model_name, dataclass_to_dict(self.config.model), run.latest)
+        if ckpt.get("spec") != spec_dict:
+            raise CheckpointError(f"{run.latest}: written for data {ckpt.get('spec')}, not {spec_dict}")
+        return ckpt
+
+    def total_steps(self, dataset: Dataset) -> int:
+        """trainer.steps, or trainer.epochs full passes of batch_size examples."""
+        cfg = self.config.trainer
+        if cfg.epochs > 0:
+            return cfg.epochs * max(1, len(dataset) // cfg.batch_size)
+        return cfg.steps
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def fit(self, model: Any, dataset: Dataset) -> FitResult:
+        """Train until `total_steps`; returns the final step. Raises TrainingDiverged (naming the step
+        and the last good checkpoint, which stays intact) when a loss or a weight becomes NaN/inf."""
+        cfg, seed = self.config.trainer, self.config.seed
+        device = self._device(model)
+        spec = dataset.spec
+        ckpt = self._start_checkpoint(spec.to_dict())
+        self.run.write_config(self.config, spec)
+        self.run.remove_stale_temporaries()
+
+        modules, optimizers = model.modules(), model.optimizers()
+        ema_modules = model.ema_modules() if cfg.ema_decay > 0 else {}
+        stream = DataStream(dataset, cfg.batch_size, make_generator(seed, "data"), device)
+        step_generator = make_generator(seed, "step", device)
+        ctx = TrainContext(device=device, generator=step_generator, precision=cfg.precision,
+                           grad_clip=cfg.grad_clip, next_batch=stream.next)
+        ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules else None
+        step, global_state = 0, None
+        if ckpt is not None:
+            step = self._restore(ckpt, modules, optimizers, ema, stream, ctx, step_generator)
+            global_state = ckpt["rng"]["global"]
+        last_good = self.run.latest if ckpt is not None else None
+
+        total = self.total_steps(dataset)
+        logger = MetricsLogger(self.run.path, resume_step=step if ckpt is not None else None,
+                               tensorboard=cfg.tensorboard)
+        values: dict[str, float] = {}
+        started = time.perf_counter()
+        bar = _progress(total, step, cfg.progress, f"{self.config.model_name} {self.run.path.name}")
+        try:
+            # Dropout and other layers draw from torch's global RNG: give them the run's own stream.
+            with private_global_rng(global_state, seed=derive_seed(seed, "global"), device=device):
+                for m in modules.values():
+                    m.train()
+                while step < total:
+                    ctx.step = step
+                    try:
+                        values = {k: float(v) for k, v in model.train_step(stream.next(), ctx).items()}
+                        self._guard(step, values, modules)
+                    except TrainingDiverged as e:
+                        raise TrainingDiverged(f"training diverged at step {step}: {e}; {_last_good(last_good)}",
+                                               step=step) from None
+                    if ema is not None:
+                        ema.update(ema_modules)
+                    step += 1
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                    if step % cfg.log_every == 0 or step == total:
+                        logger.log(step, values, epoch=stream.epoch, time=round(time.perf_counter() - started, 3))
+                    if cfg.sample_every and (step % cfg.sample_every == 0 or step == total):
+                        self._write_samples(model, ema, ema_modules, dataset, step, device)
+                    keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
+                    if keep or step % cfg.checkpoint_every == 0 or step == total:
+                        state = self._state(step, spec.to_dict(), modules, optimizers, ema, stream, ctx,
+                                            step_generator, global_rng_state(device))
+                        save_atomic(state, self.run.latest)
+                        last_good = self.run.latest
+                        if keep:
+                            save_atomic(state, self.run.checkpoint_at(step))
+        finally:
+            bar.close()
+            logger.save_curves(self.run.curves)
+            logger.close()
+        return FitResult(step=step, values=values, run_dir=self.run.path, checkpoint=last_good)
+
+    @staticmethod
+    def _guard(step: int, values: dict[str, float], modules: dict[str, torch.nn.Module]) -> None:
+        """TrainingDiverged if a logged value or any weight is NaN/inf."""
+        for k, v in values.items():
+            if not math.isfinite(v):
+                raise TrainingDiverged(f"{k} is {v}", step=step)
+        named = [(f"{n}.{pn}", p) for n, m in modules.items() for pn, p in m.named_parameters()]
+        if named:
+            finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named])
+            if not bool(finite.all()):
+                bad = [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+                raise TrainingDiverged(f"weights {', '.join(bad[:3])} hold NaN/inf", step=step)
+
+    # -- samples and checkpoints ----------------------------------------------------------------
+
+    def _write_samples(self, model: Any, ema: EMA | None, ema_modules: dict, dataset: Dataset, step: int,
+                       device: torch.device) -> Path:
+        """samples/step_XXXXXXX.png from the EMA weights, always with the same noise (`samples` stream),
+        so grids are comparable across steps; training randomness is not touched."""
+        from genmodels.viz import save_grid, save_scatter
+
+        seed, n = self.config.seed, self.config.trainer.sample_n
+        modules = model.modules()
+        was_training = {k: m.training for k, m in modules.items()}
+        for m in modules.values():
+            m.eval()
+        swap = ema.swapped_in(ema_modules) if ema is not None else contextlib.nullcontext()
+        try:
+            with torch.no_grad(), private_global_rng(seed=derive_seed(seed, "samples-global"), device=device), swap:
+                x = model.sample(n, generator=make_generator(seed, "samples", device))
+        finally:
+            for k, m in modules.items():
+                m.train(was_training[k])
+        path = self.run.sample_at(step)
+        if dataset.kind == "image":
+            return save_grid(x, path, scale=max(1, 64 // x.shape[-1]))
+        reference = dataset.x[:2000, :2]
+        return save_scatter(x[:, :2], path, reference=reference, modes=dataset.modes,
+                            title=f"{self.config.model_name}, step {step}")
+
+    def _state(self, step, spec_dict, modules, optimizers, ema, stream, ctx, step_generator, global_state) -> dict:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "model_name": self.config.model_name,
+            "model_config": dataclass_to_dict(self.config.model),
+            "spec": spec_dict,
+            "seed": self.config.seed,
+            "step": step,
+            "modules": {k: m.state_dict() for k, m in modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "ema": ema.state_dict() if ema is not None else None,
+            "scalers": ctx.scaler_states(optimizers),
+            "data": stream.state_dict(),
+            "rng": {"step": step_generator.get_state(), "global": global_state},
+        }
+
+    def _restore(self, ckpt, modules, optimizers, ema, stream, ctx, step_generator) -> int:
+        """Load everything a checkpoint holds; returns its step."""
+        path = self.run.latest
+        load_modules(modules, ckpt["modules"], path)
+        load_optimizers(optimizers, ckpt["optimizers"], path)
+        if ema is not None:
+            if ckpt.get("ema") is None:
+                raise CheckpointError(f"{path}: holds no EMA but trainer.ema_decay is {ema.decay}")
+            try:
+                ema.load_state_dict(ckpt["ema"])
+            except (KeyError, RuntimeError) as e:
+                raise CheckpointError(f"{path}: EMA does not match the model: {e}") from None
+        ctx.load_scaler_states(optimizers, ckpt.get("scalers", {}))
+        stream.load_state_dict(ckpt["data"])
+        step_generator.set_state(ckpt["rng"]["step"])
+        return int(ckpt["step"])
+
+
+def _last_good(path: Path | None) -> str:
+    return f"the last good checkpoint is {path}" if path is not None else "no checkpoint had been written yet"
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, smoothing=0.1)
