@@ -79,8 +79,9 @@ def sample_options_class(run_dir: str) -> type:
         raise ConfigError(f"model {config.model_name!r} cannot be loaded: {e}") from None
 
 
-def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "") -> Path:
-    """Save samples (n, C, H, W) in [-1, 1] or points (n, D) to a .png or .npy file."""
+def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "", nrow: int | None = None) -> Path:
+    """Save samples (n, C, H, W) in [-1, 1] or points (n, D) to a .png or .npy file; `nrow` images
+    per row in a grid (None = near-square)."""
     import numpy as np
 
     from genmodels.viz import save_grid, save_scatter
@@ -96,7 +97,7 @@ def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "")
         np.save(path, array.numpy().astype(np.float32))
         return path
     if kind == "image":
-        return save_grid(x, path, scale=max(1, 64 // x.shape[-1]))
+        return save_grid(x, path, nrow=nrow, scale=max(1, 64 // x.shape[-1]))
     if x.shape[1] < 2:
         raise ConfigError(f"--out {path}: a scatter plot needs at least 2-D points, got shape {tuple(x.shape)}")
     return save_scatter(x[:, :2], path, title=title)
@@ -135,8 +136,11 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator(device=device)
     generator.manual_seed(args.seed)
     with private_global_rng(seed=derive_seed(args.seed, "sample-global"), device=device):
-        x = draw(loaded.model, n, generator, args.batch_size, dataclasses.asdict(options))
+        options_dict = dataclasses.asdict(options)
+        x = draw(loaded.model, n, generator, args.batch_size, options_dict)
     title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
-    path = write_samples(x, out, loaded.spec.kind, title)
+    sample_nrow = getattr(loaded.model, "sample_nrow", None)  # a model whose samples form a fixed layout
+    nrow = sample_nrow(**options_dict) if sample_nrow is not None else None
+    path = write_samples(x, out, loaded.spec.kind, title, nrow=nrow)
     print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}{', EMA' if loaded.ema else ''}) to {path}")
     return 0

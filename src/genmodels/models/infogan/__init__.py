@@ -1,0 +1,8 @@
+"""InfoGAN (Chen et al. 2016; seed section 3, SPEC section 3): a GAN with latent codes c whose
+mutual information with G(z, c) is maximised through the variational bound L_I."""
+
+from genmodels.models.infogan.codes import Codes, CodeSpec, sample_codes
+from genmodels.models.infogan.config import InfoGANConfig, InfoGANSampleOptions
+from genmodels.models.infogan.model import InfoGAN
+
+__all__ = ["InfoGAN", "InfoGANConfig", "InfoGANSampleOptions", "CodeSpec", "Codes", "sample_codes"]
