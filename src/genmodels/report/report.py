@@ -1,0 +1,49 @@
+"""`write_report(run_dir)`: the one call that (re)builds RUN_DIR/report.html."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from genmodels.errors import ConfigError
+from genmodels.report.html import REPORT_NAME, build_page
+from genmodels.report.views import render_views
+
+
+def read_config_table(run_dir: Path) -> dict:
+    """RUN_DIR/config.toml as plain tables; ConfigError if this is not a run directory."""
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.toml)")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def write_report(run_dir: str | Path, *, views: bool = True, device: str = "cpu", seed: int = 0,
+                 out: str | Path | None = None) -> Path:
+    """Write RUN_DIR/report.html (or `out`) and return its path.
+
+    views: also draw the family's views (VAE reconstructions, InfoGAN traversals, DDPM denoising
+    strip, GAN decision surface) from the latest checkpoint into RUN_DIR/views/, on `device`,
+    with a generator seeded by `seed`. The page is written atomically (a reader never sees half).
+    """
+    from genmodels.train.logging import read_metrics
+
+    run_dir = Path(run_dir)
+    config = read_config_table(run_dir)
+    records = read_metrics(run_dir / "metrics.jsonl")
+    if views:
+        result = render_views(run_dir, device=device, seed=seed)
+        view_list, notes, step = result.views, result.notes, result.step
+    else:
+        view_list, notes, step = [], ["model views not drawn (views=False / --no-views)"], None
+    page = build_page(run_dir, config, records, view_list, notes, step)
+    path = Path(out) if out is not None else run_dir / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
