@@ -1,0 +1,187 @@
+"""Samplers: stateless functions that turn x_T ~ N(0, I) into x_0 with a trained noise predictor.
+
+All share one signature (k-diffusion style):
+
+    sampler(denoise, x_T, sched, *, steps=None, generator=None, clip_x0=False, callback=None,
+            spacing=..., **extra)
+
+denoise(x_t, t) -> eps_theta: x_t (B, ...) and t (B,) int64 1-based steps of `sched`, returns
+the noise prediction (B, ...). steps: number of network evaluations (None = all T). generator:
+the explicit RNG for the noise drawn along the way. clip_x0: clip the predicted x_0 to [-1, 1]
+at every step. callback(i, t, x_t, x0_hat) is called before each update (i counts down).
+spacing: how the visited steps `timestep_sequence(sched, steps, spacing)` = T = tau_K > ... >
+tau_1 = 1 are chosen ("uniform" or "logsnr"). Every sampler returns x_0 (B, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Literal
+
+import torch
+
+from genmodels.diffusion.gaussian import Variance, p_mean_var, predict_eps_from_x0, predict_x0_from_eps
+from genmodels.diffusion.schedule import NoiseSchedule
+from genmodels.errors import ConfigError, choice_error
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+Spacing = Literal["uniform", "logsnr"]
+SPACINGS = ("uniform", "logsnr")
+
+
+def timestep_sequence(sched: NoiseSchedule, steps: int | None, spacing: Spacing = "uniform") -> list[int]:
+    """The visited steps [tau_K = T, ..., tau_1 = 1, 0] for K = steps network calls, then 0 (the
+    clean data, abar_0 = 1). spacing "uniform": K integers evenly spaced from T down to 1 (DDIM's
+    uniform skip, keeping the last call at t = 1); "logsnr": the steps nearest to K values of
+    lambda_t = log(sqrt(abar_t) / sqrt(1 - abar_t)) evenly spaced between lambda_T and lambda_1
+    (Lu et al. 2022's recommendation for DPM-Solver; repeated steps are dropped, so at most K).
+    K = T gives every step T, T-1, ..., 1, 0."""
+    T = sched.T
+    K = T if steps is None else int(steps)
+    if not 1 <= K <= T:
+        raise ConfigError(f"the number of sampling steps must lie in 1..{T} (T), got {steps}")
+    if spacing not in SPACINGS:
+        raise choice_error("timestep spacing", spacing, SPACINGS)
+    if K == 1:
+        return [T, 0]
+    if spacing == "uniform" or K == T:
+        return torch.linspace(T, 1, K, dtype=torch.float64).round().long().tolist() + [0]
+    lam = 0.5 * torch.log(sched.alpha_bar / (1.0 - sched.alpha_bar))            # decreasing in t
+    targets = torch.linspace(float(lam[-1]), float(lam[0]), K, dtype=torch.float64)
+    taus: list[int] = []
+    for value in targets:
+        t = int((lam - value).abs().argmin()) + 1
+        if not taus or t < taus[-1]:
+            taus.append(t)
+    taus[0], taus[-1] = T, 1
+    return taus + [0]
+
+
+def _abar(sched: NoiseSchedule, t: int) -> float:
+    """abar_t as a Python float, with abar_0 = 1."""
+    return 1.0 if t == 0 else float(sched.alpha_bar[t - 1])
+
+
+def respaced_schedule(sched: NoiseSchedule, taus: list[int]) -> NoiseSchedule:
+    """The schedule of the sub-chain tau_K > ... > tau_1 > 0 with the same abar at the visited
+    steps (Nichol & Dhariwal 2021, sec. 4): beta_i = 1 - abar_{tau_i} / abar_{tau_{i-1}}."""
+    up = taus[::-1]  # 0, tau_1, ..., tau_K
+    betas = [1.0 - _abar(sched, t) / _abar(sched, s) for s, t in zip(up[:-1], up[1:])]
+    return NoiseSchedule.from_betas(torch.tensor(betas, dtype=torch.float64))
+
+
+def _full(x: torch.Tensor, t: int) -> torch.Tensor:
+    return torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+
+
+@torch.no_grad()
+def ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = None,
+              generator: torch.Generator | None = None, clip_x0: bool = False,
+              callback: Callable | None = None, spacing: Spacing = "uniform",
+              variance: Variance = "beta") -> torch.Tensor:
+    """Ancestral sampling, seed Algorithm 4.2 (Ho et al. 2020, Algorithm 2):
+    x_{t-1} = (x_t - (1 - alpha_t) / sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z,
+    z ~ N(0, I) for t > 1 and z = 0 at t = 1; sigma_t^2 = beta_t or beta~_t (Remark 7, `variance`).
+    With steps < T it runs the same algorithm on the respaced sub-chain (`respaced_schedule`)."""
+    taus = timestep_sequence(sched, steps, spacing)
+    sub = sched if len(taus) == sched.T + 1 else respaced_schedule(sched, taus)
+    x = x_T
+    K = len(taus) - 1
+    for i in range(K, 0, -1):                                      # Algorithm 4.2, step 2
+        t = taus[K - i]
+        eps = denoise(x, _full(x, t))
+        if callback is not None:
+            callback(i, t, x, predict_x0_from_eps(sched, x, _full(x, t), eps))
+        mean, var, _ = p_mean_var(sub, eps, x, _full(x, i), variance, clip_x0)  # seed eq. 4.3
+        if i > 1:                                                  # step 3: z = 0 at the last step
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = mean + var.sqrt() * z                              # step 4
+        else:
+            x = mean
+    return x
+
+
+@torch.no_grad()
+def ddim(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = None,
+         generator: torch.Generator | None = None, clip_x0: bool = False,
+         callback: Callable | None = None, spacing: Spacing = "uniform", eta: float = 0.0) -> torch.Tensor:
+    """DDIM (Song, Meng & Ermon 2021, eq. 12), from step t to the previous visited step s:
+    x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps_theta + sigma z,
+    sigma = eta sqrt((1 - abar_s) / (1 - abar_t)) sqrt(1 - abar_t / abar_s) (their eq. 16).
+    eta = 0 is deterministic; eta = 1 with all T steps is ancestral sampling with sigma_t^2 = beta~_t."""
+    if eta < 0:
+        raise ConfigError(f"DDIM eta must be >= 0, got {eta}")
+    taus = timestep_sequence(sched, steps, spacing)
+    x = x_T
+    K = len(taus) - 1
+    for i in range(K, 0, -1):
+        t, s = taus[K - i], taus[K - i + 1]
+        tt = _full(x, t)
+        eps = denoise(x, tt)
+        x0_hat = predict_x0_from_eps(sched, x, tt, eps)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+            eps = predict_eps_from_x0(sched, x, tt, x0_hat)
+        if callback is not None:
+            callback(i, t, x, x0_hat)
+        a_t, a_s = _abar(sched, t), _abar(sched, s)
+        sigma = eta * math.sqrt((1.0 - a_s) / (1.0 - a_t) * (1.0 - a_t / a_s))
+        x = math.sqrt(a_s) * x0_hat + math.sqrt(max(1.0 - a_s - sigma**2, 0.0)) * eps
+        if s > 0:
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + sigma * z
+    return x
+
+
+@torch.no_grad()
+def dpm_solver_pp_2m(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = 20,
+                     generator: torch.Generator | None = None, clip_x0: bool = False,
+                     callback: Callable | None = None, spacing: Spacing = "logsnr") -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), the multistep second-order solver of the
+    diffusion ODE in data-prediction form, for 10-25 steps. With alpha_t = sqrt(abar_t),
+    sigma_t = sqrt(1 - abar_t), lambda_t = log(alpha_t / sigma_t), h_i = lambda_{t_i} - lambda_{t_{i-1}}:
+    x_{t_i} = sigma_{t_i} / sigma_{t_{i-1}} x_{t_{i-1}} - alpha_{t_i} (e^{-h_i} - 1) D_i,
+    D_i = (1 + 1/(2 r_i)) x0_{i-1} - 1/(2 r_i) x0_{i-2}, r_i = h_{i-1} / h_i; the first step and
+    the last (to sigma = 0) are first order. Steps are spaced uniformly in lambda by default.
+    Deterministic: `generator` is unused."""
+    del generator
+    taus = timestep_sequence(sched, steps, spacing)
+    x = x_T
+    K = len(taus) - 1
+    x0_prev, h_prev = None, None
+    for i in range(K, 0, -1):
+        t, s = taus[K - i], taus[K - i + 1]
+        tt = _full(x, t)
+        eps = denoise(x, tt)
+        x0_hat = predict_x0_from_eps(sched, x, tt, eps)
+        if clip_x0:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        if callback is not None:
+            callback(i, t, x, x0_hat)
+        if s == 0:                                     # sigma_s = 0: the update returns x0_hat
+            x = x0_hat
+            break
+        a_t, a_s = _abar(sched, t), _abar(sched, s)
+        alpha_t, sigma_t = math.sqrt(a_t), math.sqrt(1.0 - a_t)
+        alpha_s, sigma_s = math.sqrt(a_s), math.sqrt(1.0 - a_s)
+        h = math.log(alpha_s / sigma_s) - math.log(alpha_t / sigma_t)
+        if x0_prev is None:
+            D = x0_hat                                 # first step: DPM-Solver++(1) = DDIM
+        else:
+            r = h_prev / h
+            D = (1.0 + 0.5 / r) * x0_hat - (0.5 / r) * x0_prev
+        x = (sigma_s / sigma_t) * x - alpha_s * math.expm1(-h) * D
+        x0_prev, h_prev = x0_hat, h
+    return x
+
+
+SAMPLERS: dict[str, Callable] = {"ancestral": ancestral, "ddim": ddim, "dpm++": dpm_solver_pp_2m}
+
+
+def get_sampler(name: str) -> Callable:
+    """The sampler function named "ancestral", "ddim" or "dpm++"."""
+    if name not in SAMPLERS:
+        raise choice_error("sampler", name, SAMPLERS)
+    return SAMPLERS[name]
