@@ -1,0 +1,40 @@
+"""Run every check of the seed's claims in the order of the notes: `run_all() -> list[Check]`."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from genmodels.theory import diffusion_claims, feller, gan_claims, markov
+from genmodels.theory.check import Check
+
+
+def checks(plots_dir: str | os.PathLike | None = None, seed: int = 0) -> list[tuple[str, Callable[[], object]]]:
+    """(name, thunk) for each group of checks; a thunk returns a Check or a list of them."""
+    p = None if plots_dir is None else str(plots_dir)
+    return [
+        ("remark1", lambda: gan_claims.check_remark1(seed=seed)),
+        ("prop2", lambda: gan_claims.check_prop2_trained(seed=seed, plots_dir=p)),
+        ("prop2-argmax", lambda: gan_claims.check_prop2_argmax(seed=seed)),
+        ("theorem3", lambda: gan_claims.check_theorem3(plots_dir=p)),
+        ("prop4", lambda: gan_claims.check_prop4(plots_dir=p)),
+        ("theorem5", lambda: feller.check_theorem5(plots_dir=p)),
+        ("prop6", lambda: markov.check_prop6(seed=seed)),
+        ("theorem8-bound", lambda: diffusion_claims.check_theorem8_bound(seed=seed)),
+        ("theorem8-loglik", lambda: diffusion_claims.check_theorem8_loglik(seed=seed, plots_dir=p)),
+        ("remark7", lambda: diffusion_claims.check_remark7(seed=seed, plots_dir=p)),
+    ]
+
+
+def run_all(plots_dir: str | os.PathLike | None = None, seed: int = 0,
+            on_result: Callable[[Check], None] | None = None) -> list[Check]:
+    """Run every check; figures go to `plots_dir` (none when None). `seed` seeds the explicit
+    generators of the randomised checks. `on_result(check)` is called as each line is ready."""
+    results: list[Check] = []
+    for _, thunk in checks(plots_dir, seed):
+        out = thunk()
+        for c in out if isinstance(out, list) else [out]:
+            results.append(c)
+            if on_result is not None:
+                on_result(c)
+    return results
