@@ -1,0 +1,54 @@
+"""The VAE's configuration (`[model]` table, `genmodels train vae --<field>`) and sample options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genmodels.config_fields import check_choices, param, require
+from genmodels.models.vae.decoders import DECODERS
+from genmodels.nets.mlp import ACTIVATIONS
+
+NETS = ("mlp", "conv")
+BINARIZE = ("dynamic", "static", "none")
+
+
+@dataclass
+class VAEConfig:
+    """Variational auto-encoder (Kingma & Welling 2013; SPEC section 1), beta-VAE (Higgins et al. 2017)."""
+
+    latent_dim: int = param(50, "dimension L of z (2 gives a latent-space map)")
+    net: str = param("mlp", "encoder/decoder networks", choices=NETS)
+    hidden: list[int] = param([500, 500], "MLP hidden widths (784-500-500-50 is Burda et al.'s VAE)")
+    channels: int = param(32, "conv nets: channels of the first conv layer")
+    conv_hidden: int = param(256, "conv nets: width of the fully connected layer")
+    activation: str = param("relu", "hidden-layer activation", choices=tuple(ACTIVATIONS))
+    decoder: str = param("bernoulli", "likelihood p(x|z)", choices=DECODERS)
+    sigma: float = param(0.1, "std of the fixed-variance 'gaussian' decoder (data in [-1, 1])")
+    binarize: str = param("dynamic", "bernoulli decoder: resample {0,1} pixels from p=(x+1)/2 every batch "
+                          "(dynamic), threshold at 0.5 (static), or use grey levels as targets (none)",
+                          choices=BINARIZE)
+    beta: float = param(1.0, "weight of the KL term (beta-VAE; 1 = the ELBO)")
+    kl_warmup_steps: int = param(0, "linear warm-up of the KL weight from 0 to beta over this many steps (0 = off)")
+    lr: float = param(1e-3, "Adam learning rate")
+    eval_seed: int = param(0, "seed of the fixed binarisation of evaluation data (and of the IWAE samples when no generator is given)")
+
+    def validate(self) -> None:
+        check_choices(self, "model")
+        require(self.latent_dim >= 1, f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        require(isinstance(self.hidden, (list, tuple)) and len(self.hidden) >= 1
+                and all(isinstance(h, int) and h >= 1 for h in self.hidden),
+                f"model.hidden must be a non-empty list of positive integers, got {self.hidden!r}")
+        require(self.channels >= 1 and self.conv_hidden >= 1,
+                f"model.channels and model.conv_hidden must be >= 1, got {self.channels}, {self.conv_hidden}")
+        require(self.sigma > 0, f"model.sigma must be > 0, got {self.sigma}")
+        require(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
+        require(self.kl_warmup_steps >= 0, f"model.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+        require(self.lr > 0, f"model.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class VAESampleOptions:
+    """Options of `genmodels sample` for a VAE run."""
+
+    mean: bool = param(True, "return the decoder mean E[x|z] (e.g. Bernoulli probabilities) instead of a draw from p(x|z)")
+    temperature: float = param(1.0, "scale of the prior draw z ~ N(0, temperature^2 I)")
