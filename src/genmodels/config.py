@@ -65,9 +65,13 @@ class TrainerConfig:
     sample_n: int = param(64, "number of samples in each periodic grid")
     checkpoint_every: int = param(1000, "overwrite checkpoints/latest.pt every this many steps (and at the end)")
     keep_every: int = param(0, "also keep checkpoints/step_XXXXXXX.pt every this many steps (0 = latest only)")
-    device: str = param("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, mps")
+    device: str = param("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, mps "
+                        "(under torchrun: each rank uses cuda:LOCAL_RANK, or cpu)")
     precision: str = param("fp32", "autocast precision: fp32, bf16 (CPU or CUDA), fp16 (CUDA, with grad scaling)",
                            choices=("fp32", "bf16", "fp16"))
+    compile: bool = param(False, "torch.compile each network's forward (nn.Module.compile; slow first steps)")
+    channels_last: bool = param(False, "channels-last memory format for 4-D conv weights and image batches")
+    report: bool = param(True, "write RUN_DIR/report.html at the end of training (when genmodels.report exists)")
     progress: bool = param(True, "show a tqdm progress bar with the live losses")
     tensorboard: bool = param(True, "also write TensorBoard event files when tensorboard is installed")
 

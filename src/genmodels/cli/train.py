@@ -2,6 +2,10 @@
 
 Values are taken, lowest precedence first, from the defaults, --config FILE.toml (or, with
 --resume, the run's own config.toml), the flags below, the model's flags, and --set overrides.
+
+Data-parallel training: `torchrun --nproc_per_node N -m genmodels train MODEL ...` (gloo on CPU,
+NCCL on GPUs; --batch-size is the global batch, split over the N processes; only rank 0 writes
+RUN_DIR). Multi-node runs use torchrun's usual --nnodes/--node-rank/--master-addr flags.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 
 # Options of the command itself; a model field with one of these names gets --model-<name>.
-VALUE_OPTIONS = ("--data", "--out", "--steps", "--epochs", "--batch-size", "--seed", "--config", "--set", "--device")
-FLAG_OPTIONS = ("--resume", "--progress", "--no-progress", "-h", "--help")
+VALUE_OPTIONS = ("--data", "--out", "--steps", "--epochs", "--batch-size", "--seed", "--config", "--set", "--device",
+                 "--precision")
+FLAG_OPTIONS = ("--resume", "--progress", "--no-progress", "--compile", "--no-compile", "--channels-last",
+                "--no-channels-last", "-h", "--help")
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
@@ -40,6 +46,13 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p.add_argument("--seed", default=None, metavar="S", help="run seed for every random stream (default: 0)")
     p.add_argument("--device", default=None, metavar="DEVICE",
                    help="auto, cpu, cuda, cuda:N or mps (trainer.device; default: auto)")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"),
+                   help="autocast precision (trainer.precision; default: fp32): bf16 on CPU or CUDA, fp16 on CUDA "
+                        "with grad scaling")
+    p.add_argument("--compile", default=None, action=argparse.BooleanOptionalAction,
+                   help="torch.compile each network (trainer.compile; default: false)")
+    p.add_argument("--channels-last", default=None, action=argparse.BooleanOptionalAction,
+                   help="channels-last memory format for conv nets (trainer.channels_last; default: false)")
     p.add_argument("--progress", default=None, action=argparse.BooleanOptionalAction,
                    help="show a tqdm progress bar (trainer.progress; default: true)")
     p.add_argument("--config", default=None, metavar="FILE.toml",
@@ -98,7 +111,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if base.model_name != args.model:
         raise ConfigError(f"the config is for model {base.model_name!r} but the command names {args.model!r}")
     trainer = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size, "device": args.device,
-               "progress": args.progress}
+               "progress": args.progress, "precision": args.precision, "compile": args.compile,
+               "channels_last": args.channels_last}
     nested = {
         "seed": args.seed,
         "out": args.out,
@@ -123,13 +137,19 @@ def load_data(cfg: DataConfig, seed: int) -> Dataset:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.train import Trainer, build_model, resolve_device
+    from genmodels.train import Trainer, build_model
+    from genmodels.train import distributed
 
     config = build_config(args)
-    dataset = load_data(config.data, config.seed)
-    device = resolve_device(config.trainer.device)
-    model = build_model(config, dataset.spec, device)
-    result = Trainer(config, resume=args.resume).fit(model, dataset)
+    info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
+    try:
+        dataset = load_data(config.data, config.seed)
+        model = build_model(config, dataset.spec, device)
+        result = Trainer(config, resume=args.resume).fit(model, dataset)
+    finally:
+        distributed.teardown()
+    if not info.is_main:
+        return 0
     last = ", ".join(f"{k} {v:.4g}" for k, v in result.values.items())
     print(f"trained {config.model_name} on {config.data.name} to step {result.step}"
           f"{' (' + last + ')' if last else ''}; run directory: {result.run_dir}")

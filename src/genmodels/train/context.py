@@ -1,6 +1,10 @@
 """The trainer's implementation of `genmodels.models.base.StepContext`: what a model's
 `train_step(batch, ctx)` may use (randomness, mixed precision, the one way to take an
-optimiser step, and further minibatches)."""
+optimiser step, and further minibatches).
+
+Under data parallelism `optimize` averages the gradients over the ranks (one all-reduce, before
+clipping, grad-scaler unscaling and the step), so it is the single place where ranks meet during
+a step; see `genmodels.train.distributed`."""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ import math
 from typing import Callable
 
 import torch
+import torch.distributed
 
 from genmodels.errors import ConfigError, TrainingDiverged
+from genmodels.train.distributed import DistInfo, average_gradients
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -19,9 +25,15 @@ class TrainContext:
     """StepContext for one run; the trainer sets `step` before each `train_step`."""
 
     def __init__(self, *, device: torch.device, generator: torch.Generator, precision: str, grad_clip: float,
-                 next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
+                 next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], dist: DistInfo = DistInfo()):
         if precision == "fp16" and device.type != "cuda":
             raise ConfigError(f"trainer.precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"trainer.precision bf16 is not supported by {torch.cuda.get_device_name(device)}; "
+                              f"use fp16 (with grad scaling) or fp32")
+        if precision != "fp32" and device.type not in ("cpu", "cuda"):
+            raise ConfigError(f"trainer.precision {precision} needs a cpu or cuda device (got {device}); use fp32")
+        self.dist = dist
         self.step = 0
         self.device = device
         self.generator = generator
@@ -40,29 +52,59 @@ class TrainContext:
         """A fresh minibatch from the run's data stream (advances the same resumable order)."""
         return self._next_batch()
 
+    def global_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole global minibatch (B, ...) from this rank's part (m, ...), gathered over the ranks
+        in rank order (x itself in one process). For statistics that must not depend on the number
+        of processes, e.g. a data standardiser fitted on the first batch. Not differentiable."""
+        if not self.dist.enabled:
+            return x
+        parts = [torch.empty_like(x) for _ in range(self.dist.world_size)]
+        torch.distributed.all_gather(parts, x.detach().contiguous())
+        return torch.cat(parts)
+
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
                  modules: list[torch.nn.Module] | None = None) -> None:
-        """zero_grad, backward, clip the gradient norm to trainer.grad_clip, step.
+        """zero_grad, backward, (average the gradients over the ranks), clip the gradient norm to
+        trainer.grad_clip, step.
 
-        The loss is checked first: a NaN/inf loss raises TrainingDiverged before any weight changes.
+        The loss is checked first: a NaN/inf loss raises TrainingDiverged before any weight changes
+        (on every rank, when any rank's loss is not finite).
         """
         value = float(loss.detach())
-        if not math.isfinite(value):
+        bad = not math.isfinite(value)
+        if bad and not self.dist.enabled:
             raise TrainingDiverged(f"loss is {value} at step {self.step}", step=self.step)
         optimizer.zero_grad(set_to_none=True)
         scaler = self._scaler(optimizer)
+        if not bad:
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        if self.dist.enabled:
+            # every rank holds the same scale, so the scaled gradients average as the true ones do
+            if average_gradients(self._synced_params(optimizer, modules), self.dist.world_size, bad):
+                raise TrainingDiverged(f"loss is not finite on some rank at step {self.step} (here {value})",
+                                       step=self.step)
         if scaler is not None:
-            scaler.scale(loss).backward()
             if self.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 self._clip(optimizer, modules)
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
             if self.grad_clip > 0:
                 self._clip(optimizer, modules)
             optimizer.step()
+
+    @staticmethod
+    def _synced_params(optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module] | None) -> list:
+        """The stepped parameters plus those whose norm is clipped, each once, in a fixed order."""
+        seen, params = set(), []
+        groups = [p for group in optimizer.param_groups for p in group["params"]]
+        extra = [p for m in modules for p in m.parameters()] if modules is not None else []
+        for p in groups + extra:
+            if id(p) not in seen and p.requires_grad:
+                seen.add(id(p))
+                params.append(p)
+        return params
 
     def _clip(self, optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module] | None) -> None:
         if modules is not None:

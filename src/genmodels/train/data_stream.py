@@ -4,6 +4,11 @@ generator, consumed in full batches (the remainder of each epoch is dropped so e
 
 Its state (epoch, position, the current permutation and the generator state) is saved in each
 checkpoint, so a resumed run sees exactly the batches an uninterrupted run would have.
+
+Under data parallelism (W processes) every rank draws the same permutation and the same global
+batch of `batch_size` examples, and keeps its slice: rank r takes examples r*m .. r*m + m - 1
+with m = batch_size / W, so the union over the ranks is the single-process batch. The state is
+that of the global order, so a checkpoint resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from genmodels.errors import CheckpointError, ConfigError
 class DataStream:
     """Minibatches (x, y) of `dataset` on `device`; y is -1 for unlabelled data."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, generator: torch.Generator, device: torch.device):
+    def __init__(self, dataset: Dataset, batch_size: int, generator: torch.Generator, device: torch.device,
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False):
         n = len(dataset)
         if batch_size > n:
             raise ConfigError(f"trainer.batch_size {batch_size} is larger than the data set "
@@ -25,6 +31,9 @@ class DataStream:
         self.x = dataset.x
         self.y = dataset.y if dataset.y is not None else torch.full((n,), -1, dtype=torch.int64)
         self.batch_size = batch_size
+        self.rank, self.world_size = rank, world_size
+        self.local_batch_size = batch_size // world_size
+        self.channels_last = channels_last and self.x.dim() == 4
         self.generator = generator
         self.device = device
         self.epoch = 0
@@ -36,15 +45,21 @@ class DataStream:
         return len(self.x) // self.batch_size
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next minibatch: x (B, ...) float32 and y (B,) int64, on the device."""
+        """This rank's part of the next global minibatch: x (m, ...) float32 and y (m,) int64 on the
+        device, m = batch_size / world_size (the whole batch in one process)."""
         if self.position + self.batch_size > len(self.perm):
             self.epoch += 1
             self.position = 0
             self.perm = torch.randperm(len(self.x), generator=self.generator)
         idx = self.perm[self.position:self.position + self.batch_size]
         self.position += self.batch_size
+        m = self.local_batch_size
+        idx = idx[self.rank * m:(self.rank + 1) * m]
         non_blocking = self.device.type == "cuda"
-        return (self.x[idx].to(self.device, non_blocking=non_blocking),
+        x = self.x[idx].to(self.device, non_blocking=non_blocking)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x,
                 self.y[idx].to(self.device, non_blocking=non_blocking))
 
     def state_dict(self) -> dict:

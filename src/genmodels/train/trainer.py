@@ -4,6 +4,10 @@ Nothing here knows which model it trains: each step calls `model.train_step(batc
 does its own forward passes and calls `ctx.optimize(...)` for each optimiser step. The trainer
 adds what every model needs: a resumable data order, explicit random streams, an EMA of
 `model.ema_modules()`, a NaN/inf guard, logging, periodic sample grids and atomic checkpoints.
+
+Launched by torchrun (a process group of W ranks, `genmodels.train.distributed`), every rank runs
+this loop on its slice of each global batch; gradients are averaged in `ctx.optimize`, logged
+values and floating-point buffers after each step, and only rank 0 writes the run directory.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,9 @@ from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged
 from genmodels.train.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
                                         load_optimizers, save_atomic)
 from genmodels.train.context import TrainContext
+from genmodels.train import distributed
 from genmodels.train.data_stream import DataStream
+from genmodels.train.global_batch import GlobalBatchRandomness
 from genmodels.train.ema import EMA
 from genmodels.train.logging import MetricsLogger
 from genmodels.train.run_dir import RunDir, resolve_device
@@ -90,42 +97,69 @@ class Trainer:
 
     def fit(self, model: Any, dataset: Dataset) -> FitResult:
         """Train until `total_steps`; returns the final step. Raises TrainingDiverged (naming the step
-        and the last good checkpoint, which stays intact) when a loss or a weight becomes NaN/inf."""
+        and the last good checkpoint, which stays intact) when a loss or a weight becomes NaN/inf.
+        At the end rank 0 writes RUN_DIR/report.html when `genmodels.report` is available and
+        trainer.report is on (a failing report is a warning, never a lost run)."""
+        result = self._fit(model, dataset)
+        if self.config.trainer.report and distributed.current().is_main:
+            _write_report(result.run_dir)
+        return result
+
+    def _fit(self, model: Any, dataset: Dataset) -> FitResult:
         cfg, seed = self.config.trainer, self.config.seed
+        par = distributed.current()
+        m_local = distributed.check_batch(cfg.batch_size, par)
         device = self._device(model)
         spec = dataset.spec
         ckpt = self._start_checkpoint(spec.to_dict())
-        self.run.write_config(self.config, spec)
-        self.run.remove_stale_temporaries()
+        distributed.barrier(par)            # every rank has looked for a checkpoint before rank 0 writes
+        if par.is_main:
+            self.run.write_config(self.config, spec)
+            self.run.remove_stale_temporaries()
 
         modules, optimizers = model.modules(), model.optimizers()
+        if par.enabled and device.type == "cuda":
+            sync_batchnorm(modules)
+        prepare_modules(modules, cfg.channels_last, cfg.compile)
         ema_modules = model.ema_modules() if cfg.ema_decay > 0 else {}
-        stream = DataStream(dataset, cfg.batch_size, make_generator(seed, "data"), device)
+        stream = DataStream(dataset, cfg.batch_size, make_generator(seed, "data"), device, rank=par.rank,
+                            world_size=par.world_size, channels_last=cfg.channels_last)
         step_generator = make_generator(seed, "step", device)
         ctx = TrainContext(device=device, generator=step_generator, precision=cfg.precision,
-                           grad_clip=cfg.grad_clip, next_batch=stream.next)
+                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par)
         ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules else None
         step, global_state = 0, None
         if ckpt is not None:
             step = self._restore(ckpt, modules, optimizers, ema, stream, ctx, step_generator)
-            global_state = ckpt["rng"]["global"]
+            global_state = ckpt["rng"]["global"] if par.is_main else None
+        if par.enabled:
+            distributed.broadcast_modules(modules)
         last_good = self.run.latest if ckpt is not None else None
+        # per-example draws of train_step are made for the global batch and sliced (W > 1 only)
+        randomness = (GlobalBatchRandomness(step_generator, m_local, par.rank, par.world_size) if par.enabled
+                      else contextlib.nullcontext())
+        # layers drawing from torch's global RNG (dropout) get a stream of their own on each rank
+        global_seed = derive_seed(seed, "global" if par.is_main else f"global-rank{par.rank}-step{step}")
 
         total = self.total_steps(dataset)
-        logger = MetricsLogger(self.run.path, resume_step=step if ckpt is not None else None,
-                               tensorboard=cfg.tensorboard)
+        logger = (MetricsLogger(self.run.path, resume_step=step if ckpt is not None else None,
+                                tensorboard=cfg.tensorboard) if par.is_main else None)
         values: dict[str, float] = {}
         started = time.perf_counter()
-        bar = _progress(total, step, cfg.progress, f"{self.config.model_name} {self.run.path.name}")
+        bar = _progress(total, step, cfg.progress and par.is_main, f"{self.config.model_name} {self.run.path.name}")
         try:
             # Dropout and other layers draw from torch's global RNG: give them the run's own stream.
-            with private_global_rng(global_state, seed=derive_seed(seed, "global"), device=device):
+            with private_global_rng(global_state, seed=global_seed, device=device):
                 for m in modules.values():
                     m.train()
                 while step < total:
                     ctx.step = step
                     try:
-                        values = {k: float(v) for k, v in model.train_step(stream.next(), ctx).items()}
+                        with randomness:
+                            out = model.train_step(stream.next(), ctx)
+                        values = {k: float(v) for k, v in out.items()}
+                        if par.enabled:
+                            values = distributed.average_values_and_buffers(values, modules, par.world_size, device)
                         self._guard(step, values, modules)
                     except TrainingDiverged as e:
                         raise TrainingDiverged(f"training diverged at step {step}: {e}; {_last_good(last_good)}",
@@ -135,6 +169,8 @@ class Trainer:
                     step += 1
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                    if not par.is_main:
+                        continue
                     if step % cfg.log_every == 0 or step == total:
                         logger.log(step, values, epoch=stream.epoch, time=round(time.perf_counter() - started, 3))
                     if cfg.sample_every and (step % cfg.sample_every == 0 or step == total):
@@ -149,8 +185,10 @@ class Trainer:
                             save_atomic(state, self.run.checkpoint_at(step))
         finally:
             bar.close()
-            logger.save_curves(self.run.curves)
-            logger.close()
+            if logger is not None:
+                logger.save_curves(self.run.curves)
+                logger.close()
+        distributed.barrier(par)            # the last checkpoint is on disk before any rank returns
         return FitResult(step=step, values=values, run_dir=self.run.path, checkpoint=last_good)
 
     @staticmethod
@@ -226,6 +264,40 @@ class Trainer:
         stream.load_state_dict(ckpt["data"])
         step_generator.set_state(ckpt["rng"]["step"])
         return int(ckpt["step"])
+
+
+def sync_batchnorm(modules: dict[str, torch.nn.Module]) -> None:
+    """Under data parallelism on CUDA, batch-norm layers normalise with the statistics of the global
+    batch (SyncBatchNorm, NCCL only), as in one process. The layers are replaced inside each network
+    (the networks themselves, their parameters and so the optimisers, stay the same objects)."""
+    for m in modules.values():
+        if not isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)
+
+
+def prepare_modules(modules: dict[str, torch.nn.Module], channels_last: bool, compile: bool) -> None:
+    """In place (the model keeps its references): channels-last weights for the 4-D convolution
+    kernels, and torch.compile of each network's forward (nn.Module.compile, so state dicts and
+    checkpoints keep their keys)."""
+    for m in modules.values():
+        if channels_last:
+            m.to(memory_format=torch.channels_last)
+        if compile and any(True for _ in m.parameters()):
+            m.compile()
+
+
+def _write_report(run_dir: Path) -> None:
+    """RUN_DIR/report.html via genmodels.report.write_report, if that package is installed; any
+    failure becomes a warning (the run itself is complete and checkpointed)."""
+    try:
+        from genmodels.report import write_report
+    except ImportError:
+        return
+    try:
+        write_report(run_dir)
+    except Exception as e:  # a report must never lose a finished run
+        warnings.warn(f"{run_dir}: training finished but the report could not be written: "
+                      f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=3)
 
 
 def _last_good(path: Path | None) -> str:
