@@ -1,0 +1,77 @@
+"""GAN configuration. The defaults are Algorithm 2.1 of the seed: k = 1 discriminator step per
+generator step, the non-saturating generator loss (Remark 1), plain cross-entropy (no label
+smoothing, no spectral norm, no gradient penalty). Everything else is an option."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genmodels.config_fields import check_choices, param, require
+from genmodels.models.gan.losses import LOSS_KINDS
+
+ARCHS = ("auto", "mlp", "dcgan")
+OPTIMIZERS = ("adam", "sgd")
+BETAS = {"pytorch": (0.9, 0.999), "dcgan": (0.5, 0.999), "wgan-gp": (0.0, 0.9)}
+NOISES = ("normal", "uniform")
+
+
+@dataclass
+class GANConfig:
+    """[model] table for `name = "gan"`."""
+
+    loss: str = param("nonsaturating", "generator/discriminator objective: nonsaturating (-log D(G(z)), seed "
+                      "Remark 1), minimax (log(1 - D(G(z))), seed eq. 2.3), hinge, or wasserstein (WGAN-GP)",
+                      choices=LOSS_KINDS)
+    k: int = param(1, "discriminator steps per generator step (Algorithm 2.1); each sees fresh noise and a "
+                   "fresh data minibatch. WGAN-GP recommends 5")
+    z_dim: int = param(100, "dimension of the noise z ~ p_z")
+    noise: str = param("normal", "noise prior p_z: normal N(0, I) or uniform U(-1, 1)", choices=NOISES)
+    arch: str = param("auto", "networks: auto (MLP for points and other image sizes, DCGAN for 28x28/32x32 "
+                      "images), mlp (paper-style MLPs, images flattened) or dcgan", choices=ARCHS)
+    mlp_width: int = param(0, "hidden width of the MLP G and D (0: 256 for points, 1024 for images)")
+    mlp_depth: int = param(0, "hidden layers of the MLP G and D (0: 3 for points, 2 for images)")
+    dcgan_width: int = param(64, "base number of channels w of the DCGAN nets")
+    d_dropout: float = param(0.0, "dropout in the MLP discriminator (the paper's MNIST D used dropout)")
+    d_batchnorm: str = param("auto", "batch norm in the DCGAN discriminator: auto (on, except with "
+                             "wasserstein or spectral_norm), on, off", choices=("auto", "on", "off"))
+    label_smoothing: float = param(0.0, "one-sided label smoothing s: real targets 1 - s (Salimans et al. 2016); "
+                                   "cross-entropy losses only")
+    spectral_norm: bool = param(False, "spectral normalisation of every D layer (Miyato et al. 2018)")
+    gp_weight: float = param(10.0, "lambda of the WGAN-GP gradient penalty (loss = wasserstein only)")
+    optimizer: str = param("adam", "optimiser for G and D (the seed allows any gradient-based rule): adam or "
+                           "sgd (with momentum, as in Goodfellow et al.)", choices=OPTIMIZERS)
+    lr_g: float = param(2e-4, "learning rate of G")
+    lr_d: float = param(2e-4, "learning rate of D")
+    betas: str = param("pytorch", "Adam betas: pytorch (0.9, 0.999), dcgan (0.5, 0.999; Radford et al.) or "
+                       "wgan-gp (0.0, 0.9; Gulrajani et al.)", choices=tuple(BETAS))
+    momentum: float = param(0.5, "momentum of the sgd optimiser")
+    ema: bool = param(False, "ask the trainer to keep an exponential moving average of G's weights")
+    pack: int = param(1, "PacGAN packing (Lin et al. 2018): D judges packs of this many samples (all real or "
+                       "all generated) concatenated, which penalises mode collapse; 1 = the plain D of Algorithm 2.1")
+    conditional: bool = param(False, "class-conditional GAN: labels go into G (one-hot next to z) and D "
+                              "(projection); needs labelled data")
+
+    def validate(self) -> None:
+        check_choices(self, "model")
+        require(self.k >= 1, f"model.k must be >= 1 (discriminator steps per generator step), got {self.k}")
+        require(self.z_dim >= 1, f"model.z_dim must be >= 1, got {self.z_dim}")
+        require(self.mlp_width >= 0, f"model.mlp_width must be >= 0 (0 = automatic), got {self.mlp_width}")
+        require(self.mlp_depth >= 0, f"model.mlp_depth must be >= 0 (0 = automatic), got {self.mlp_depth}")
+        require(self.dcgan_width >= 1, f"model.dcgan_width must be >= 1, got {self.dcgan_width}")
+        require(0.0 <= self.d_dropout < 1.0, f"model.d_dropout must be in [0, 1), got {self.d_dropout}")
+        require(0.0 <= self.label_smoothing < 1.0,
+                f"model.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        require(self.label_smoothing == 0.0 or self.loss in ("minimax", "nonsaturating"),
+                f"model.label_smoothing applies to the cross-entropy losses only, not loss={self.loss!r}")
+        require(self.gp_weight >= 0.0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
+        require(self.lr_g > 0 and self.lr_d > 0, f"model.lr_g and model.lr_d must be > 0, got {self.lr_g}, {self.lr_d}")
+        require(self.pack >= 1, f"model.pack must be >= 1 (samples per discriminator input), got {self.pack}")
+        require(self.pack == 1 or not self.conditional, "model.pack > 1 cannot be combined with model.conditional")
+        require(0.0 <= self.momentum < 1.0, f"model.momentum must be in [0, 1), got {self.momentum}")
+
+
+@dataclass
+class GANSampleOptions:
+    """Options of `genmodels sample` for a GAN."""
+
+    label: int = param(-1, "class to generate with a conditional GAN (-1: the classes in turn)")
