@@ -31,6 +31,12 @@ class StepContext(Protocol):
     """zero_grad, backward (scaled under fp16), clip the gradients of `modules`' parameters
     (or the optimizer's parameters) to the configured norm, and step."""
 
+    def global_batch(self, x: torch.Tensor) -> torch.Tensor: ...
+    """The whole global minibatch gathered over data-parallel ranks (x itself in one process), for
+    statistics that must not depend on the number of processes. Per-example random draws from
+    `generator` must put the example index first, so that each rank keeps its slice of the
+    global draw."""
+
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]: ...
     """A fresh data minibatch (x, y) from the training data (used by Algorithm 2.1 for the
     k discriminator steps, each of which sees a new minibatch)."""

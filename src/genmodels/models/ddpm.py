@@ -160,7 +160,8 @@ class DDPM:
         x, y = batch
         x = x.to(self.device, torch.float32)
         if not self.is_image:
-            self.standardiser.fit(x)
+            # fitted on the global batch so that it does not depend on the number of processes
+            self.standardiser.fit(ctx.global_batch(x) if hasattr(ctx, "global_batch") else x)
         x0 = self._to_model_space(x)
         self.net.train()
         t, eps, xt = sample_training_inputs(self.sched, x0, ctx.generator)       # Algorithm 4.1, steps 2-4
@@ -208,6 +209,12 @@ class DDPM:
         return torch.arange(n, device=self.device) % K
 
     @torch.no_grad()
+    def preview_options(self) -> dict:
+        """Sampler settings for the trainer's periodic sample grids: DPM-Solver++(2M) with 20 steps
+        instead of the T network evaluations of Algorithm 4.2 (`genmodels sample` defaults stay
+        ancestral)."""
+        return {"sampler": "dpm++", "steps": 20}
+
     def sample(self, n: int, *, generator: torch.Generator | None = None, callback=None, **options) -> torch.Tensor:
         """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D).
         options: the fields of DDPMSampleOptions."""

@@ -220,7 +220,9 @@ class Trainer:
         swap = ema.swapped_in(ema_modules) if ema is not None else contextlib.nullcontext()
         try:
             with torch.no_grad(), private_global_rng(seed=derive_seed(seed, "samples-global"), device=device), swap:
-                x = model.sample(n, generator=make_generator(seed, "samples", device))
+                # a model may name cheaper sampler settings for these previews (e.g. few-step solvers)
+                preview = getattr(model, "preview_options", None)
+                x = model.sample(n, generator=make_generator(seed, "samples", device), **(preview() if preview else {}))
         finally:
             for k, m in modules.items():
                 m.train(was_training[k])
