@@ -17,6 +17,8 @@ The convention (for whoever writes docs):
   without a batch size `--batch-size 16`, and no periodic sample grids or end-of-run
   report (`--set trainer.sample_every=0 --set trainer.report=false`: a DDPM grid takes T network
   evaluations; tests/test_report.py covers the report); `evaluate` without `--n` gets `--n 200`.
+- Each page runs in a directory holding `my_images/`, a small folder of PNG digits in one
+  sub-folder per class, standing for "a folder of your own images".
 - A line ending in `# slow` is left out of the default run and runs (shortened the same way)
   under `pytest -m slow`; a fast line must not depend on a slow one.
 """
@@ -163,8 +165,26 @@ PAGES = {str(p.relative_to(ROOT)): commands_in(p.read_text(encoding="utf-8"), st
 WITH_COMMANDS = [name for name, cmds in PAGES.items() if cmds]
 
 
+def write_my_images(folder: Path, per_class: int = 8) -> None:
+    """`my_images/`, the folder of "your own images" the docs train on: real mnist5k digits as
+    RGB PNGs of 32x32 in one sub-folder per class (0..2), so that the folder loader's
+    resizing, colour handling and class-from-sub-folder rule are exercised."""
+    from PIL import Image
+
+    from genmodels.data import load
+
+    data = load("mnist5k", split="test")
+    for label in range(3):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        images = data.x[data.y == label][:per_class]
+        for i, x in enumerate(images):
+            pixels = ((x[0].numpy() + 1) * 127.5).round().clip(0, 255).astype("uint8")
+            Image.fromarray(pixels).convert("RGB").resize((32, 32)).save(folder / str(label) / f"{i}.png")
+
+
 def _run_page(name: str, slow: bool, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    write_my_images(tmp_path / "my_images")
     commands = [c for c in PAGES[name] if slow or not c.slow]
     if not commands:
         pytest.skip(f"{name}: every command is marked # slow")
