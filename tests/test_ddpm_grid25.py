@@ -27,8 +27,7 @@ class FakeContext:
 
 
 @pytest.mark.slow
-def test_grid25_all_modes_covered(tmp_path):
-    torch.set_num_threads(1)
+def test_grid25_all_modes_covered(tmp_path, one_thread):
     data = load("grid25")
     model = DDPM(DDPMConfig(variance="beta_tilde", lr=2e-3), data.spec)
     steps, batch = 4000, 256

@@ -12,12 +12,7 @@ from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
 from genmodels.models.registry import get_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FakeContext:

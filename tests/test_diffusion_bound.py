@@ -18,12 +18,7 @@ from genmodels.diffusion.samplers import ancestral
 from genmodels.diffusion.schedule import NoiseSchedule, cosine_betas
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 M, S = 0.3, 0.5

@@ -23,12 +23,7 @@ from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SCHED = NoiseSchedule.named("linear", 1000)

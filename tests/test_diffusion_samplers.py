@@ -19,12 +19,7 @@ from genmodels.diffusion.schedule import NoiseSchedule, linear_betas
 from genmodels.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = NoiseSchedule.from_betas(linear_betas(20, 1e-3, 0.2))

@@ -17,14 +17,7 @@ IMAGES = DataSpec(kind="image", shape=(1, 28, 28), num_classes=10)
 SMALL = dict(width=8, hidden=64, q_hidden=16)          # the paper's layout, narrower, for speed
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small matrices gain nothing from intra-op threads, and on a busy machine the threads'
-    spin-waits cost more than the work: run on one thread, restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_ctx(data: Dataset, batch: int = 32, seed: int = 0) -> TrainContext:

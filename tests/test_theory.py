@@ -21,12 +21,7 @@ from genmodels.theory import Check, diffusion_claims, feller, gan_claims, markov
 from genmodels.theory.densities import Mixture1D, optimal_eps, wasserstein1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scaled_posterior_variance(sched: NoiseSchedule, factor: float) -> NoiseSchedule:
