@@ -1,7 +1,6 @@
 """2-D quality run: a DDPM with the MLP denoiser trained on grid25 (25 Gaussians, std 0.05) on a
 CPU covers all 25 modes (PacGAN criterion: >= 20 of 2,500 samples within 3 std of each mode)."""
 
-import contextlib
 import time
 
 import pytest
@@ -11,19 +10,7 @@ from genmodels.data.load import load
 from genmodels.metrics.modes import mode_coverage
 from genmodels.models.ddpm import DDPM, DDPMConfig
 from genmodels.viz import save_scatter
-
-
-class FakeContext:
-    def __init__(self, seed=0):
-        self.step, self.device, self.generator = 0, torch.device("cpu"), torch.Generator().manual_seed(seed)
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def optimize(self, loss, optimizer, modules=None):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+from test_ddpm_model import FakeContext
 
 
 @pytest.mark.slow
