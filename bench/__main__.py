@@ -8,7 +8,7 @@ is still run and its output kept. Scripts in bench/ that are not listed in KNOWN
 arguments. Peers such as diffusers are installed only into the benchmark's own environment.
 
     python -m bench                      # everything, then docs/benchmarks.md
-    python -m bench --only precision,scaling --out /tmp/b.md
+    python -m bench --only precision,scaling --out bench-results.md
     python -m bench --list
 
 The generated part of the page sits between two marker comments; text outside them is kept.
