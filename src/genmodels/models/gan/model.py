@@ -27,6 +27,15 @@ from genmodels.nets.gan_mlp import MLPDiscriminator, MLPGenerator
 REFERENCE_POINTS = 2000   # real 2-D points kept (from the first minibatches) to draw under the samples
 
 
+def sample_z(m: int, z_dim: int, kind: str, generator: torch.Generator | None,
+             device: torch.device) -> torch.Tensor:
+    """m draws of the noise prior p_z (Algorithm 2.1, steps 3 and 7): (m, z_dim), Uniform(-1, 1)
+    for kind "uniform", else N(0, I)."""
+    if kind == "uniform":
+        return torch.rand(m, z_dim, generator=generator, device=device) * 2 - 1
+    return torch.randn(m, z_dim, generator=generator, device=device)
+
+
 def resolve_arch(config: GANConfig, spec: DataSpec) -> str:
     """"mlp" or "dcgan" for this data: auto picks DCGAN for square 28x28 / 32x32 images, else MLP."""
     square = spec.kind == "image" and len(spec.shape) == 3 and spec.shape[1] == spec.shape[2] in SIZES
@@ -99,9 +108,7 @@ class GAN:
 
     def noise(self, m: int, generator: torch.Generator | None) -> torch.Tensor:
         """m draws of z ~ p_z: (m, z_dim)."""
-        if self.config.noise == "uniform":
-            return torch.rand(m, self.config.z_dim, generator=generator, device=self.device) * 2 - 1
-        return torch.randn(m, self.config.z_dim, generator=generator, device=self.device)
+        return sample_z(m, self.config.z_dim, self.config.noise, generator, self.device)
 
     def discriminate(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """D's logits l(x): (m,) for x (m, ...), or (m // pack,) with PacGAN packing, where pack j

@@ -26,6 +26,7 @@ from genmodels.errors import ConfigError, DataError
 from genmodels.metrics.clustering import code_accuracy
 from genmodels.models.gan.config import BETAS
 from genmodels.models.gan.losses import BCE_KINDS, discriminator_loss, generator_loss
+from genmodels.models.gan.model import sample_z
 from genmodels.models.infogan.codes import Codes, sample_codes
 from genmodels.models.infogan.config import InfoGANConfig
 from genmodels.models.infogan.mi import QOutput, info_loss, info_terms, q_output_dim, split_q
@@ -125,9 +126,7 @@ class InfoGAN:
     # ----------------------------------------------------------------- pieces
     def noise(self, m: int, generator: torch.Generator | None) -> torch.Tensor:
         """m draws of the incompressible noise z: (m, z_dim)."""
-        if self.config.noise == "uniform":
-            return torch.rand(m, self.config.z_dim, generator=generator, device=self.device) * 2 - 1
-        return torch.randn(m, self.config.z_dim, generator=generator, device=self.device)
+        return sample_z(m, self.config.z_dim, self.config.noise, generator, self.device)
 
     def generate(self, z: torch.Tensor, c: Codes) -> torch.Tensor:
         """G(z, c): z (m, z_dim) and m codes -> images (m, C, H, W) or points (m, D)."""
