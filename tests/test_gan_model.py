@@ -283,3 +283,17 @@ def test_train_step_runs_under_the_trainers_context():
     model = GAN(small(k=2), POINTS)
     out = model.train_step(helper.next_batch(), ctx)
     assert len(helper.batches_served) == 2 and all(math.isfinite(v) for v in out.values())
+
+
+def test_decision_surface_draws_the_given_data_after_a_reload():
+    """A reloaded run has seen no training points; views(data=...) draws the given ones instead."""
+    from genmodels.data import load
+
+    data = load("ring8", split="test")
+    model = GAN(small(), POINTS)                      # fresh: no remembered training points
+    g = lambda: torch.Generator().manual_seed(0)      # noqa: E731
+    without = model.views(g())["decision_surface"]
+    with_data = model.views(g(), data=data)["decision_surface"]
+    assert with_data.shape == without.shape
+    assert (with_data - without).abs().amax() > 0.1   # the data's points are drawn
+    assert torch.equal(model.views(g(), data=data)["decision_surface"], with_data)

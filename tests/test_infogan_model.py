@@ -20,7 +20,7 @@ SMALL = dict(width=8, hidden=64, q_hidden=16)          # the paper's layout, nar
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_ctx(data: Dataset, batch: int = 32, seed: int = 0) -> TrainContext:
+def make_ctx(data: Dataset, batch: int = 32, seed: int = 0, precision: str = "fp32") -> TrainContext:
     """The trainer's own StepContext over random minibatches of `data`."""
     data_gen = torch.Generator().manual_seed(seed + 1)
 
@@ -28,7 +28,7 @@ def make_ctx(data: Dataset, batch: int = 32, seed: int = 0) -> TrainContext:
         i = torch.randint(len(data), (batch,), generator=data_gen)
         return data.x[i], data.y[i]
 
-    return TrainContext(device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed), precision="fp32",
+    return TrainContext(device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed), precision=precision,
                         grad_clip=0.0, next_batch=next_batch)
 
 
@@ -96,6 +96,16 @@ def test_train_step_logs_L_I_H_and_code_accuracy():
     m2 = model()
     out2 = m2.train_step((unlabelled.x[:32], torch.full((32,), -1)), make_ctx(data))
     assert "code_acc" not in out2
+
+
+def test_train_step_under_cpu_bf16_autocast():
+    """--precision bf16: D's features come out of autocast in bf16; the step (and its logged code
+    accuracy, which runs Q on them) must still work, with k > 1 through the shared D step."""
+    m = model(k=2)
+    ctx = make_ctx(random_images(), precision="bf16")
+    out = m.train_step(ctx.next_batch(), ctx)
+    assert {"loss_D", "loss_G", "L_I_cat0", "code_acc"} <= out.keys()
+    assert all(math.isfinite(v) for v in out.values())
 
 
 def test_sample_and_code_value():

@@ -62,9 +62,14 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         B, C, H, W = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, self.heads, C // self.heads, H * W).unbind(1)
-        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
-        return x + self.proj(out.transpose(-1, -2).reshape(B, C, H, W))
+        # the 1x1 convolutions applied as matrix products over the (B, H*W, C) positions: the same
+        # weights, but one GEMM each instead of a convolution call (faster on CPU at 7x7 and 8x8)
+        h = self.norm(x).flatten(2).transpose(1, 2)                                     # (B, HW, C)
+        qkv = F.linear(h, self.qkv.weight.flatten(1), self.qkv.bias)                    # (B, HW, 3C)
+        q, k, v = qkv.reshape(B, H * W, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, H * W, C)
+        out = F.linear(out, self.proj.weight.flatten(1), self.proj.bias)
+        return x + out.transpose(1, 2).reshape(B, C, H, W)
 
 
 class UNet(nn.Module):

@@ -16,10 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genmodels.data.dataset import DataSpec
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.gan.config import BETAS, GANConfig
-from genmodels.models.gan.losses import BCE_KINDS, discriminator_loss, generator_loss, gradient_penalty
+from genmodels.models.gan.losses import BCE_KINDS, generator_loss, gradient_penalty
+from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mean_statistics
 from genmodels.models.gan.views import decision_surface, image_to_tensor
 from genmodels.nets.dcgan import SIZES, DCGANDiscriminator, DCGANGenerator
 from genmodels.nets.gan_mlp import MLPDiscriminator, MLPGenerator
@@ -142,32 +143,27 @@ class GAN:
         cfg = self.config
         self.G.train()
         self.D.train()
-        as_probability = cfg.loss in BCE_KINDS
-        d_stats: list[torch.Tensor] = []
-        for i in range(cfg.k):                                               # Algorithm 2.1 step 2
-            x, y = batch if i == 0 else ctx.next_batch()                     # step 4: fresh minibatch
+        d_steps = []
+        for x, y in fresh_minibatches(batch, ctx, cfg.k):                   # steps 2 and 4
             x = x.to(self.device, non_blocking=True)
             if self._reference is None or len(self._reference) < REFERENCE_POINTS:
                 self._remember(x)
             m = x.shape[0]
             y_real = self._labels(y)
             z = self.noise(m, ctx.generator)                                 # step 3: fresh noise
-            with ctx.autocast():
+
+            def scores(x=x, y_real=y_real, z=z):
                 with torch.no_grad():
                     x_fake = self.G(z, y_real)
-                real_logits = self.discriminate(x, y_real)
-                fake_logits = self.discriminate(x_fake, y_real)
-                loss_D = discriminator_loss(real_logits, fake_logits, cfg.loss, cfg.label_smoothing)  # step 5
-                gp = None
-                if cfg.loss == "wasserstein" and cfg.gp_weight > 0:
+                real_logits, fake_logits = self.discriminate(x, y_real), self.discriminate(x_fake, y_real)
+                penalties = {}
+                if cfg.loss == "wasserstein" and cfg.gp_weight > 0:         # WGAN-GP
                     gp = gradient_penalty(lambda t: self.discriminate(t, y_real), x, x_fake, ctx.generator)
-                    loss_D = loss_D + cfg.gp_weight * gp
-            ctx.optimize(loss_D, self.opt_D, [self.D])
-            r, f = real_logits.detach().float(), fake_logits.detach().float()
-            if as_probability:
-                r, f = torch.sigmoid(r), torch.sigmoid(f)
-            d_stats.append(torch.stack([loss_D.detach().float(), r.mean(), f.mean(),
-                                        gp.detach().float() if gp is not None else torch.zeros((), device=r.device)]))
+                    penalties["gp"] = (cfg.gp_weight, gp)
+                return real_logits, fake_logits, penalties
+
+            d_steps.append(discriminator_step(ctx, self.opt_D, [self.D], scores, cfg.loss,      # step 5
+                                              cfg.label_smoothing))
 
         z = self.noise(m, ctx.generator)                                     # step 7
         y_fake = self._random_labels(m, ctx.generator)
@@ -175,12 +171,7 @@ class GAN:
             fake_logits = self.discriminate(self.G(z, y_fake), y_fake)
             loss_G = generator_loss(fake_logits, cfg.loss)                   # step 8 (Remark 1 or eq. 2.3)
         ctx.optimize(loss_G, self.opt_G, [self.G])
-
-        loss_D, D_x, D_G_z, gp = torch.stack(d_stats).mean(0).tolist()
-        out = {"loss_D": loss_D, "loss_G": float(loss_G.detach()), "D_x": D_x, "D_G_z": D_G_z}
-        if cfg.loss == "wasserstein":
-            out["gp"] = gp
-        return out
+        return {**mean_statistics(d_steps), "loss_G": float(loss_G.detach())}
 
     def _remember(self, x: torch.Tensor) -> None:
         """Keep the first real 2-D points seen, to draw the data under the decision surface."""
@@ -218,18 +209,22 @@ class GAN:
             self.G.train(was_training)
 
     @torch.no_grad()
-    def views(self, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def views(self, generator: torch.Generator | None = None, data: Dataset | None = None) -> dict[str, torch.Tensor]:
         """For 2-D points: {"decision_surface": (1, 3, H, W) in [-1, 1]}, D over the plane with 1,000
-        samples over the real points seen in training (compare D*_G of seed Proposition 2)."""
+        samples over real points (compare D*_G of seed Proposition 2): the first REFERENCE_POINTS of
+        `data` when given (e.g. a reloaded run's test split), else the points seen in training."""
         if self.spec.kind != "points" or self.spec.dim != 2 or self.num_classes:
             return {}
+        reference = self._reference
+        if data is not None and len(data) and tuple(data.x.shape[1:]) == tuple(self.spec.shape):
+            reference = data.x[:REFERENCE_POINTS].float()
         samples = self.sample(1000, generator=generator)
         was_training = self.D.training
         self.D.eval()
         try:
             pack = self.config.pack                       # a packed D judges `pack` copies of each point
             image = decision_surface(lambda p: self.discriminate(p.repeat_interleave(pack, 0)), samples,
-                                     self._reference, probability=self.config.loss in BCE_KINDS,
+                                     reference, probability=self.config.loss in BCE_KINDS,
                                      device=self.device, title=f"GAN ({self.config.loss}): D over the data")
         finally:
             self.D.train(was_training)

@@ -6,7 +6,7 @@ images, with an auxiliary distribution Q(c | x) that shares D's body.
 
 Each iteration, as in Algorithm 2.1 of the seed and the authors' code:
     for k steps: D and Q descend  -V(D, G) - lambda L_I   on a data minibatch and fresh (z, c),
-                 G's samples held fixed (V through the GAN's own `discriminator_loss`)
+                 G's samples held fixed (the GAN family's own `discriminator_step` and `discriminator_loss`)
     G descends  generator_loss(D(G(z, c))) - lambda L_I   on fresh (z, c)
 so the L_I term reaches Q's parameters (its head and D's shared body) in the first step and G's
 parameters, through x = G(z, c), in the second. Q never sees a detached G(z, c) in G's step.
@@ -25,8 +25,9 @@ from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.metrics.clustering import code_accuracy
 from genmodels.models.gan.config import BETAS
-from genmodels.models.gan.losses import BCE_KINDS, discriminator_loss, generator_loss
+from genmodels.models.gan.losses import generator_loss
 from genmodels.models.gan.model import sample_z
+from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mean_statistics
 from genmodels.models.infogan.codes import Codes, sample_codes
 from genmodels.models.infogan.config import InfoGANConfig
 from genmodels.models.infogan.mi import QOutput, info_loss, info_terms, q_output_dim, split_q
@@ -160,22 +161,19 @@ class InfoGAN:
         cfg = self.config
         for net in (self.G, self.D, self.Q):
             net.train()
-        d_stats = []
-        for i in range(cfg.k):                                               # Algorithm 2.1 step 2
-            x, y = batch if i == 0 else ctx.next_batch()                     # step 4: fresh minibatch
+        d_steps = []
+        for x, y in fresh_minibatches(batch, ctx, cfg.k):                   # Algorithm 2.1 steps 2 and 4
             x = x.to(self.device, non_blocking=True)
             m = x.shape[0]
-            with ctx.autocast():
+
+            def scores(x=x, y=y, m=m):
                 real_logits, h_real = self.D(x)
                 fake_logits, terms, _ = self.fake_terms(m, ctx.generator, grad_G=False)   # step 3
-                loss_D = discriminator_loss(real_logits, fake_logits, cfg.loss)         # step 5, seed eq. 2.2
-                loss_DQ = loss_D + self.info_loss(terms)                                # Chen et al. eq. 6 (Q)
-            ctx.optimize(loss_DQ, self.opt_D, [self.D, self.Q])
-            r, f = real_logits.detach().float(), fake_logits.detach().float()
-            if cfg.loss in BCE_KINDS:
-                r, f = torch.sigmoid(r), torch.sigmoid(f)
-            d_stats.append(torch.stack([loss_D.detach().float(), r.mean(), f.mean()]))
-            self._remember_codes(h_real, y)
+                self._remember_codes(h_real, y)
+                return real_logits, fake_logits, {"info": (1.0, self.info_loss(terms))}  # Chen et al. eq. 6 (Q)
+
+            # step 5 with the GAN family's own discriminator step: D and Q descend -V(D, G) - lambda L_I
+            d_steps.append(discriminator_step(ctx, self.opt_D, [self.D, self.Q], scores, cfg.loss))
 
         with ctx.autocast(), frozen(self.D, self.Q):                         # step 7: fresh (z, c)
             fake_logits, terms, _ = self.fake_terms(m, ctx.generator, grad_G=True)
@@ -183,8 +181,8 @@ class InfoGAN:
             loss_GI = loss_G + self.info_loss(terms)                         # Chen et al. eq. 6 (G)
             ctx.optimize(loss_GI, self.opt_G, [self.G])
 
-        loss_D, D_x, D_G_z = torch.stack(d_stats).mean(0).tolist()
-        out = {"loss_D": loss_D, "loss_G": float(loss_G.detach()), "D_x": D_x, "D_G_z": D_G_z,
+        d = mean_statistics(d_steps)
+        out = {"loss_D": d["loss_D"], "loss_G": float(loss_G.detach()), "D_x": d["D_x"], "D_G_z": d["D_G_z"],
                "L_I": float(sum(t.detach() for t in terms.values()))}
         H = self.codes.entropy()
         for name, L_I in terms.items():
@@ -203,7 +201,7 @@ class InfoGAN:
         y = y.reshape(-1).cpu()
         if len(y) != len(h_real) or (y < 0).any():
             return
-        pred = self.q_of(h_real.detach()).cat_logits[0].argmax(1).cpu()
+        pred = self.q_of(h_real.detach().float()).cat_logits[0].argmax(1).cpu()   # float: h may be bf16 (autocast)
         self._recent.append((pred, y))
         self._recent_n += len(y)
         while self._recent_n - len(self._recent[0][1]) >= ACCURACY_WINDOW:
