@@ -134,3 +134,14 @@ def test_load_run_refuses_foreign_checkpoints(tmp_path, monkeypatch):
     (run / "checkpoints" / "latest.pt").unlink()
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_run(run)
+
+
+def test_a_config_field_added_later_is_accepted_at_its_default():
+    """A checkpoint written before a config field existed loads when the field is at its default
+    (the old model behaved that way) and is refused when it is not."""
+    old = _header(model_config={"hidden": 8})
+    check_model(old, "toy", {"hidden": 8, "g_batchnorm": False}, defaults={"hidden": 4, "g_batchnorm": False})
+    with pytest.raises(CheckpointError, match="g_batchnorm: None in checkpoint vs True"):
+        check_model(old, "toy", {"hidden": 8, "g_batchnorm": True}, defaults={"hidden": 4, "g_batchnorm": False})
+    with pytest.raises(CheckpointError, match="g_batchnorm"):                  # no defaults given: strict
+        check_model(old, "toy", {"hidden": 8, "g_batchnorm": False})

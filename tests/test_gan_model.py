@@ -297,3 +297,16 @@ def test_decision_surface_draws_the_given_data_after_a_reload():
     assert with_data.shape == without.shape
     assert (with_data - without).abs().amax() > 0.1   # the data's points are drawn
     assert torch.equal(model.views(g(), data=data)["decision_surface"], with_data)
+
+
+def test_g_batchnorm_puts_batch_norm_in_the_mlp_generator_only():
+    model = GAN(GANConfig(mlp_width=16, mlp_depth=2, z_dim=2, g_batchnorm=True), POINTS)
+    norms = [m for m in model.G.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 2                                   # one per hidden layer of small()'s G
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.D.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in GAN(small(), POINTS).G.modules())
+    x, _ = ring8(256)
+    ctx = FakeContext(x)
+    assert math.isfinite(model.train_step(ctx.next_batch(), ctx)["loss_G"])
+    with pytest.raises(ConfigError, match="g_batchnorm applies to the MLP generator"):
+        GAN(small(g_batchnorm=True, arch="dcgan"), DataSpec("image", (1, 28, 28)))

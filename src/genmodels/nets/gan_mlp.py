@@ -34,10 +34,11 @@ class MLPGenerator(nn.Module):
 
     hidden: widths of the hidden layers (ReLU between them, as in the paper's MNIST generator).
     output: "tanh" for images in [-1, 1], "identity" for unbounded points.
+    batchnorm: batch normalisation in every hidden layer (as in the PacGAN / VEEGAN 2-D generators).
     """
 
     def __init__(self, z_dim: int, out_shape: Sequence[int], hidden: Sequence[int] = (256, 256),
-                 output: str = "identity", num_classes: int = 0, activation: str = "relu"):
+                 output: str = "identity", num_classes: int = 0, activation: str = "relu", batchnorm: bool = False):
         super().__init__()
         if output not in ("tanh", "identity"):
             raise ValueError(f"MLPGenerator output must be 'tanh' or 'identity', got {output!r}")
@@ -45,7 +46,7 @@ class MLPGenerator(nn.Module):
         out_dim = 1
         for s in self.out_shape:
             out_dim *= s
-        self.net = MLP([z_dim + num_classes, *hidden, out_dim], activation=activation)
+        self.net = MLP([z_dim + num_classes, *hidden, out_dim], activation=activation, batchnorm=batchnorm)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes:

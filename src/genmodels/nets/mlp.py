@@ -20,15 +20,19 @@ class MLP(nn.Sequential):
     """Linear layers of the given widths with an activation between them (none after the last).
 
     sizes: (in, hidden..., out). Input (N, in) -> output (N, out).
+    batchnorm: batch normalisation after each hidden linear layer, before its activation.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str = "relu", dropout: float = 0.0):
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", dropout: float = 0.0,
+                 batchnorm: bool = False):
         if len(sizes) < 2:
             raise ValueError(f"MLP needs at least an input and an output size, got {list(sizes)}")
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
+                if batchnorm:
+                    layers.append(nn.BatchNorm1d(b))
                 layers.append(ACTIVATIONS[activation]())
                 if dropout > 0:
                     layers.append(nn.Dropout(dropout))

@@ -89,13 +89,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return obj
 
 
-def check_model(ckpt: dict, model_name: str, model_config: dict, path: str | Path = "checkpoint") -> None:
-    """CheckpointError unless the checkpoint was written by the same family with the same config."""
+def check_model(ckpt: dict, model_name: str, model_config: dict, path: str | Path = "checkpoint",
+                defaults: dict | None = None) -> None:
+    """CheckpointError unless the checkpoint was written by the same family with the same config.
+
+    defaults: the family config's default values; a field the checkpoint does not record (one added
+    to the library after it was written) is accepted when this config leaves it at its default,
+    since the checkpoint's model then had that behaviour."""
     if ckpt["model_name"] != model_name:
         raise CheckpointError(f"{path}: written by model {ckpt['model_name']!r}, not {model_name!r}")
     saved = ckpt["model_config"]
+    defaults = defaults or {}
     keys = sorted(set(saved) | set(model_config))
-    differ = [k for k in keys if saved.get(k) != model_config.get(k)]
+    differ = [k for k in keys if saved.get(k) != model_config.get(k)
+              and not (k not in saved and k in defaults and model_config.get(k) == defaults[k])]
     if differ:
         detail = ", ".join(f"{k}: {saved.get(k)!r} in checkpoint vs {model_config.get(k)!r}" for k in differ)
         raise CheckpointError(f"{path}: written with a different {model_name} config ({detail})")

@@ -113,7 +113,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", ema: bool 
     if not path.is_file():
         raise CheckpointError(f"{run.path}: no checkpoint at {path} (has the run saved one yet?)")
     ckpt = load_checkpoint(path)  # CPU tensors, copied into the model's device below
-    check_model(ckpt, config.model_name, dataclass_to_dict(config.model), path)
+    check_model(ckpt, config.model_name, dataclass_to_dict(config.model), path,
+                defaults=dataclass_to_dict(type(config.model)()))
     model = build_model(config, spec, device)
     modules = model.modules()
     load_modules(modules, ckpt["modules"], path)

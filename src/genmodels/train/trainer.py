@@ -81,7 +81,8 @@ class Trainer:
             raise ConfigError(f"{run.path} already holds a run ({run.latest.relative_to(run.path)}); pass --resume "
                               f"to continue it or choose another --out")
         ckpt = load_checkpoint(run.latest)  # on the CPU: RNG states must stay there
-        check_model(ckpt, self.config.model_name, dataclass_to_dict(self.config.model), run.latest)
+        check_model(ckpt, self.config.model_name, dataclass_to_dict(self.config.model), run.latest,
+                    defaults=dataclass_to_dict(type(self.config.model)()))
         if ckpt.get("spec") != spec_dict:
             raise CheckpointError(f"{run.latest}: written for data {ckpt.get('spec')}, not {spec_dict}")
         return ckpt

@@ -30,6 +30,8 @@ class GANConfig:
                       "images), mlp (paper-style MLPs, images flattened) or dcgan", choices=ARCHS)
     mlp_width: int = param(0, "hidden width of the MLP G and D (0: 256 for points, 1024 for images)")
     mlp_depth: int = param(0, "hidden layers of the MLP G and D (0: 3 for points, 2 for images)")
+    g_batchnorm: bool = param(False, "batch norm in every hidden layer of the MLP generator (the 2-D generators "
+                              "of PacGAN / VEEGAN; with z_dim 2 it covers all ring8 modes, see docs/gan.md)")
     dcgan_width: int = param(64, "base number of channels w of the DCGAN nets")
     d_dropout: float = param(0.0, "dropout in the MLP discriminator (the paper's MNIST D used dropout)")
     d_batchnorm: str = param("auto", "batch norm in the DCGAN discriminator: auto (on, except with "

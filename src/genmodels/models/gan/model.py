@@ -54,6 +54,9 @@ def build_networks(config: GANConfig, spec: DataSpec, num_classes: int) -> tuple
     # PacGAN: D sees `pack` examples concatenated along the channel (images) or feature (points) axis
     d_shape = (spec.shape[0] * config.pack, *spec.shape[1:])
     if arch == "dcgan":
+        if config.g_batchnorm:
+            raise ConfigError("model.g_batchnorm applies to the MLP generator; the DCGAN generator always has "
+                              "batch norm (drop g_batchnorm or use arch='mlp')")
         channels, size = spec.shape[0], spec.shape[1]
         batchnorm = {"on": True, "off": False}.get(config.d_batchnorm,
                                                     config.loss != "wasserstein" and not config.spectral_norm)
@@ -65,7 +68,7 @@ def build_networks(config: GANConfig, spec: DataSpec, num_classes: int) -> tuple
     width = config.mlp_width or (256 if points else 1024)
     depth = config.mlp_depth or (3 if points else 2)
     G = MLPGenerator(config.z_dim, spec.shape, [width] * depth, output="identity" if points else "tanh",
-                     num_classes=num_classes)
+                     num_classes=num_classes, batchnorm=config.g_batchnorm)
     D = MLPDiscriminator(d_shape, [width] * depth, num_classes=num_classes, dropout=config.d_dropout,
                          spectral_norm=config.spectral_norm)
     return G, D, arch
