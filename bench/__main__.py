@@ -51,8 +51,8 @@ class Bench:
 
 # name -> (argv after `python`, what it measures); scripts in bench/ not listed here run bare
 KNOWN = {
-    "ddpm_vs_diffusers": (["bench/ddpm_vs_diffusers.py"], "DDPM train/sample throughput vs diffusers at a "
-                          "matched U-Net"),
+    "ddpm_vs_diffusers": (["bench/ddpm_vs_diffusers.py", "--threads", "1"], "DDPM train/sample throughput vs "
+                          "diffusers at a matched U-Net"),
     "gan_overhead": (["bench/gan_overhead.py", "--steps", "20", "--blocks", "5", "--threads", "1"],
                      "GAN training loop overhead vs a plain PyTorch loop"),
     "precision": (["-m", "bench.precision", "--threads", "1"], "CPU bf16 autocast / channels-last / compile vs "
