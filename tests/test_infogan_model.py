@@ -46,7 +46,7 @@ def model(seed: int = 0, **overrides) -> InfoGAN:
 def test_defaults_are_the_papers_mnist_setup():
     cfg = InfoGANConfig()
     assert (cfg.categorical, cfg.continuous, cfg.z_dim) == ([10], 2, 62)
-    assert (cfg.lambda_cat, cfg.lambda_cont, cfg.lr_d, cfg.lr_g) == (1.0, 0.1, 2e-4, 1e-3)
+    assert (cfg.lambda_cat, cfg.lambda_cont, cfg.lr_d, cfg.lr_g) == (1.0, 1.0, 2e-4, 1e-3)
     assert (cfg.width, cfg.hidden, cfg.q_hidden) == (64, 1024, 128)
     m = model()                                      # the same codes and layout, narrower
     assert m.arch == "conv"

@@ -25,7 +25,8 @@ class InfoGANConfig:
     noise: str = param("uniform", "prior of z: uniform U(-1, 1) (the paper's code) or normal N(0, I)",
                        choices=NOISES)
     lambda_cat: float = param(1.0, "weight lambda of L_I for the categorical codes (Chen et al. eq. 6)")
-    lambda_cont: float = param(0.1, "weight lambda of L_I for the continuous codes")
+    lambda_cont: float = param(1.0, "weight lambda of L_I for the continuous codes (1 as in the authors' MNIST "
+                               "code; the paper suggests smaller values when the scales differ, e.g. 0.1)")
     learn_var: bool = param(False, "Q outputs a log-variance for each continuous code (else unit variance)")
     loss: str = param("nonsaturating", "the GAN part V(D, G): nonsaturating (seed Remark 1), minimax (seed "
                       "eq. 2.3) or hinge", choices=GAN_LOSSES)
