@@ -43,12 +43,19 @@ class FakeContext:
         return batch
 
 
-def ring8(n, seed=0, std=0.02):
-    """8 Gaussians of std `std` on a circle of radius 2 -> (points (n, 2), modes (8, 2))."""
+def ring8_with_labels(n, seed=0, std=0.02):
+    """8 Gaussians of std `std` on a circle of radius 2 -> (points (n, 2), components (n,), modes (8, 2))."""
     g = torch.Generator().manual_seed(seed)
     angle = torch.arange(8) * 2 * math.pi / 8
     modes = torch.stack([2 * angle.cos(), 2 * angle.sin()], 1)
-    return modes[torch.randint(8, (n,), generator=g)] + std * torch.randn(n, 2, generator=g), modes
+    y = torch.randint(8, (n,), generator=g)
+    return modes[y] + std * torch.randn(n, 2, generator=g), y, modes
+
+
+def ring8(n, seed=0, std=0.02):
+    """ring8_with_labels without the labels: (points (n, 2), modes (8, 2))."""
+    x, _, modes = ring8_with_labels(n, seed, std)
+    return x, modes
 
 
 POINTS = DataSpec("points", (2,))
@@ -247,12 +254,15 @@ def test_pacgan_packing_feeds_packs_to_D():
         GANConfig(pack=0).validate()
 
 
-def ring8_with_labels(n: int = 100000):
-    g = torch.Generator().manual_seed(0)
-    angle = torch.arange(8) * 2 * math.pi / 8
-    modes = torch.stack([2 * angle.cos(), 2 * angle.sin()], 1)
-    y = torch.randint(8, (n,), generator=g)
-    return modes[y] + 0.02 * torch.randn(n, 2, generator=g), y, modes
+def mode_coverage_after_training(model, ctx, steps, modes):
+    """Run `steps` iterations of Algorithm 2.1 on ctx's minibatches, then measure mode coverage of
+    2,500 samples (VEEGAN / PacGAN protocol, std 0.02)."""
+    from genmodels.metrics.modes import mode_coverage
+
+    for step in range(steps):
+        ctx.step = step
+        model.train_step(ctx.next_batch(), ctx)
+    return mode_coverage(model.sample(2500, generator=torch.Generator().manual_seed(1)), modes, 0.02)
 
 
 @pytest.mark.slow
@@ -261,18 +271,12 @@ def test_unconditional_ring8_covers_the_modes_with_high_quality_samples():
     minutes: >= 7 of 8 modes captured and most samples within 3 std of a mode. Settings (docs/gan.md):
     z in R^2, MLPs 4 x 400 with batch norm in G (the PacGAN / VEEGAN 2-D generator), Adam 1e-4 with
     DCGAN betas, batch 100, 8,000 iterations of Algorithm 2.1 with its defaults otherwise."""
-    from genmodels.metrics.modes import mode_coverage
-
-    x, _, modes = ring8_with_labels()
+    x, modes = ring8(100000)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = GAN(GANConfig(z_dim=2, g_batchnorm=True, mlp_width=400, mlp_depth=4, lr_g=1e-4, lr_d=1e-4,
                               betas="dcgan"), DataSpec("points", (2,)))
-    ctx = FakeContext(x, batch_size=100)
-    for step in range(8000):
-        ctx.step = step
-        model.train_step(ctx.next_batch(), ctx)
-    r = mode_coverage(model.sample(2500, generator=torch.Generator().manual_seed(1)), modes, 0.02)
+    r = mode_coverage_after_training(model, FakeContext(x, batch_size=100), 8000, modes)
     print("ring8, unconditional GAN, 8,000 iterations:", r)
     assert r["modes_captured"] >= 7, r
     assert r["high_quality"] > 0.5, r
@@ -282,21 +286,11 @@ def test_unconditional_ring8_covers_the_modes_with_high_quality_samples():
 def test_ring8_modes_are_covered_by_the_conditional_gan():
     """ring8 with the class-conditional GAN (labels = mixture component), Adam 1e-3 with DCGAN betas,
     batch 256, 3,000 iterations of Algorithm 2.1: >= 7 of 8 modes and most samples of high quality."""
-    from genmodels.metrics.modes import mode_coverage
-
-    g = torch.Generator().manual_seed(0)
-    angle = torch.arange(8) * 2 * math.pi / 8
-    modes = torch.stack([2 * angle.cos(), 2 * angle.sin()], 1)
-    y = torch.randint(8, (100000,), generator=g)
-    x = modes[y] + 0.02 * torch.randn(100000, 2, generator=g)
+    x, y, modes = ring8_with_labels(100000)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = GAN(GANConfig(conditional=True, betas="dcgan", lr_g=1e-3, lr_d=1e-3), DataSpec("points", (2,), 8))
-    ctx = FakeContext(x, y, batch_size=256)
-    for step in range(3000):
-        ctx.step = step
-        model.train_step(ctx.next_batch(), ctx)
-    r = mode_coverage(model.sample(2500, generator=torch.Generator().manual_seed(1)), modes, 0.02)
+    r = mode_coverage_after_training(model, FakeContext(x, y, batch_size=256), 3000, modes)
     print("ring8, conditional GAN, 3,000 iterations:", r)
     assert r["modes_captured"] >= 7, r
     assert r["high_quality"] > 0.5, r
