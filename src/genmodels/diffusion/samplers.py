@@ -103,6 +103,19 @@ def ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, ste
     return x
 
 
+def _denoised(denoise: Denoiser, sched: NoiseSchedule, x: torch.Tensor, t: int,
+              clip_x0: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One network evaluation at step t: (eps_theta, x0_hat). With clip_x0, x0_hat is clamped to
+    [-1, 1] and eps re-derived from it, so that the pair stays consistent with x_t."""
+    tt = _full(x, t)
+    eps = denoise(x, tt)
+    x0_hat = predict_x0_from_eps(sched, x, tt, eps)
+    if clip_x0:
+        x0_hat = x0_hat.clamp(-1.0, 1.0)
+        eps = predict_eps_from_x0(sched, x, tt, x0_hat)
+    return eps, x0_hat
+
+
 @torch.no_grad()
 def ddim(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = None,
          generator: torch.Generator | None = None, clip_x0: bool = False,
@@ -118,12 +131,7 @@ def ddim(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: i
     K = len(taus) - 1
     for i in range(K, 0, -1):
         t, s = taus[K - i], taus[K - i + 1]
-        tt = _full(x, t)
-        eps = denoise(x, tt)
-        x0_hat = predict_x0_from_eps(sched, x, tt, eps)
-        if clip_x0:
-            x0_hat = x0_hat.clamp(-1.0, 1.0)
-            eps = predict_eps_from_x0(sched, x, tt, x0_hat)
+        eps, x0_hat = _denoised(denoise, sched, x, t, clip_x0)
         if callback is not None:
             callback(i, t, x, x0_hat)
         a_t, a_s = _abar(sched, t), _abar(sched, s)
@@ -153,11 +161,7 @@ def dpm_solver_pp_2m(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule,
     x0_prev, h_prev = None, None
     for i in range(K, 0, -1):
         t, s = taus[K - i], taus[K - i + 1]
-        tt = _full(x, t)
-        eps = denoise(x, tt)
-        x0_hat = predict_x0_from_eps(sched, x, tt, eps)
-        if clip_x0:
-            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        _, x0_hat = _denoised(denoise, sched, x, t, clip_x0)
         if callback is not None:
             callback(i, t, x, x0_hat)
         if s == 0:                                     # sigma_s = 0: the update returns x0_hat
