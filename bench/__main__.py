@@ -60,7 +60,7 @@ KNOWN = {
     "scaling": (["-m", "bench.scaling", "--steps", "20", "--repeats", "3", "--batch-size", "64"],
                 "data-parallel scaling 1 -> 2 processes with torchrun"),
 }
-NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling"}
+NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling", "time_to_quality"}   # the last: a quality study
 
 
 def discover() -> list[Bench]:

@@ -15,6 +15,7 @@ import json
 
 import torch
 
+from genmodels.atomic import write_text
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
 from genmodels.metrics.evaluate import EvalConfig, evaluate, sample_batches
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         clamp=False),
                       n_samples=n, title=f"DDPM on grid25, step {run.step}, DDIM-{options['steps']}")
     print(report.format_table())
-    (result.run_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
+    write_text(result.run_dir / "eval.json", json.dumps(report.to_dict(), indent=2))  # atomic, as the run's own files
 
     # 4. The report: open it in a browser.
     print(f"report: {write_report(args.out)}")

@@ -16,6 +16,7 @@ import json
 
 import torch
 
+from genmodels.atomic import write_text
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
 from genmodels.metrics.evaluate import EvalConfig, evaluate, sample_batches
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                       samples=lambda bs: sample_batches(run.model, n, bs, generator, (2,), progress=False, clamp=False),
                       n_samples=n, title=f"GAN ({args.loss}) on ring8, step {run.step}")
     print(report.format_table())
-    (result.run_dir / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
+    write_text(result.run_dir / "eval.json", json.dumps(report.to_dict(), indent=2))  # atomic, as the run's own files
 
     # The report draws D's decision surface (RUN_DIR/views/decision_surface.png) from the checkpoint.
     print(f"report: {write_report(args.out)}")

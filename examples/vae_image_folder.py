@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from genmodels.atomic import atomic_file
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
 from genmodels.report import write_report
@@ -31,8 +32,8 @@ def write_demo_folder(folder: Path, n: int) -> Path:
     for i in range(n):
         pixels = ((digits.x[i, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
         path = folder / str(int(digits.y[i])) / f"{i:04d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).resize((32, 32), Image.NEAREST).save(path)
+        with atomic_file(path) as f:
+            Image.fromarray(pixels).resize((32, 32), Image.NEAREST).save(f, format="PNG")
     return folder
 
 

@@ -116,7 +116,9 @@ def test_reverse_mean_is_eq_4_3_and_the_posterior_mean_at_x0_hat():
     assert torch.allclose(mean_c, q_posterior_mean_var(SCHED, x0_c, xt, t)[0])
     _, var_bt, _ = p_mean_var(SCHED, eps_theta, xt, t, "beta_tilde")
     assert torch.allclose(var_bt.flatten()[1:], SCHED.beta_tilde[t[1:] - 1])
-    with pytest.raises(ConfigError, match="beta, beta_tilde"):
+    with pytest.raises(ConfigError, match="beta, beta_tilde, learned"):
+        p_mean_var(SCHED, eps_theta, xt, t, "fixed")
+    with pytest.raises(ConfigError, match="needs the network's v"):
         p_mean_var(SCHED, eps_theta, xt, t, "learned")
 
 

@@ -12,7 +12,9 @@ from genmodels.diffusion.samplers import (
     ancestral,
     ddim,
     dpm_solver_pp_2m,
+    euler_ancestral,
     get_sampler,
+    heun,
     timestep_sequence,
 )
 from genmodels.diffusion.schedule import NoiseSchedule, linear_betas
@@ -49,6 +51,16 @@ STORED = {
     "dpmpp_6": (lambda x, g: dpm_solver_pp_2m(tiny_denoise, x, TINY, steps=6, generator=g),
                 [[3.9700791433284355, -1.107384353904761, -4.617232633666502],
                  [1.4858368996851152, -2.3216112978485044, -2.3994011415411833]]),
+    "heun_6_karras": (lambda x, g: heun(tiny_denoise, x, TINY, steps=6, generator=g),
+                      [[4.1092896907062135, -1.1658196489736514, -4.713053800043581],
+                       [1.5326934996857178, -2.397288270842725, -2.448521398338714]]),
+    "euler_ancestral_7_karras": (lambda x, g: euler_ancestral(tiny_denoise, x, TINY, steps=7, generator=g),
+                                 [[3.2298259072776863, -0.21836162325959124, -5.377548972808109],
+                                  [1.2980603750017008, -2.611227876711359, -0.8979507333251611]]),
+    "euler_ancestral_5_uniform_clip": (lambda x, g: euler_ancestral(tiny_denoise, x, TINY, steps=5, generator=g,
+                                                                    spacing="uniform", clip_x0=True),
+                                       [[0.5838316160456151, 0.0799934612318939, -1.0],
+                                        [0.9768629315154597, -0.8821843732432686, -0.434111640615506]]),
 }
 
 
@@ -124,13 +136,13 @@ def test_timestep_sequence_and_errors():
     assert timestep_sequence(sched, 1) == [1000, 0]
     with pytest.raises(ConfigError, match="1..20"):
         timestep_sequence(TINY, 21)
-    with pytest.raises(ConfigError, match="logsnr, uniform"):
+    with pytest.raises(ConfigError, match="karras, logsnr, uniform"):
         timestep_sequence(TINY, 5, "quadratic")
     with pytest.raises(ConfigError, match="ancestral, ddim, dpm"):
         get_sampler("euler")
     with pytest.raises(ConfigError, match="eta"):
         ddim(tiny_denoise, torch.zeros(1, 3), TINY, eta=-1.0)
-    assert set(SAMPLERS) == {"ancestral", "ddim", "dpm++"}
+    assert set(SAMPLERS) == {"ancestral", "ddim", "dpm++", "heun", "euler-ancestral"}
 
 
 def test_dpm_solver_is_deterministic_and_uses_the_requested_number_of_evaluations():

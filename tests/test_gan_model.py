@@ -62,7 +62,24 @@ POINTS = DataSpec("points", (2,))
 
 
 def small(**kw):
-    return GANConfig(mlp_width=16, mlp_depth=2, z_dim=4, dcgan_width=8, **kw)
+    """A tiny GAN with the data-independent settings these tests were written for."""
+    fixed = {"g_batchnorm": False, "lr_g": 2e-4, "lr_d": 2e-4, "betas": "pytorch"} | kw
+    return GANConfig(mlp_width=16, mlp_depth=2, z_dim=4, dcgan_width=8, **fixed)
+
+
+def test_defaults_depend_on_the_kind_of_data_not_its_name():
+    points = GANConfig().for_data(POINTS)
+    assert (points.z_dim, points.g_batchnorm, points.mlp_width, points.mlp_depth) == (2, True, 400, 4)
+    assert (points.lr_g, points.lr_d, points.betas) == (1e-4, 1e-4, "dcgan")
+    image_spec = DataSpec(kind="image", shape=(1, 28, 28), num_classes=10)
+    images = GANConfig().for_data(image_spec)
+    assert (images.z_dim, images.g_batchnorm, images.mlp_width, images.mlp_depth) == (100, False, 1024, 2)
+    assert (images.lr_g, images.betas) == (2e-4, "pytorch")
+    # explicit values are kept, and an explicit g_batchnorm = false keeps the 3 x 256 MLPs
+    mine = GANConfig(z_dim=8, g_batchnorm=False, lr_g=3e-4, betas="wgan-gp").for_data(POINTS)
+    assert (mine.z_dim, mine.g_batchnorm, mine.mlp_width, mine.mlp_depth, mine.lr_g, mine.lr_d, mine.betas) == \
+        (8, False, 256, 3, 3e-4, 1e-4, "wgan-gp")
+    assert GAN(GANConfig(), POINTS).config == points       # the model uses (and reports) the resolved values
 
 
 def test_registry_and_defaults_are_algorithm_2_1():

@@ -151,6 +151,13 @@ def test_theorem8_loglik_converges_and_a_wrong_beta_is_caught():
     assert_fails(diffusion_claims.check_theorem8_loglik(off_beta, ks=(1, 64, 256)))
 
 
+def test_theorem8_checks_hold_with_a_learned_variance_and_catch_a_bound_that_ignores_it():
+    assert_passes(diffusion_claims.check_theorem8_bound(v=0.5))
+    assert_passes(diffusion_claims.check_theorem8_loglik(v=0.5, ks=(1, 64, 1024)))
+    fixed = lambda eps_fn, sched, x0, **kw: bound_terms(eps_fn, sched, x0, **{**kw, "variance": "beta"})  # noqa: E731
+    assert_fails(diffusion_claims.check_theorem8_bound(bound_terms_fn=fixed, v=0.5))
+
+
 def test_remark7_both_variances_pass():
     bound, samples = diffusion_claims.check_remark7()
     assert_passes(bound)

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import tomllib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from genmodels.config_checks import check_numbers
 from genmodels.config_fields import check_choices, param, require
 from genmodels.errors import ConfigError
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 SECTIONS = ("data", "trainer", "model")
 TOP_LEVEL = ("seed", "out")
 
@@ -56,10 +59,19 @@ class TrainerConfig:
 
     steps: int = param(10000, "number of optimisation steps (ignored when epochs > 0)")
     epochs: int = param(0, "train for this many passes over the data instead of `steps` (0 = use steps)")
-    batch_size: int = param(64, "examples per minibatch")
+    batch_size: int = param(64, "examples per optimisation step (the global batch, summed over accumulate "
+                            "micro-batches and torchrun processes)")
+    accumulate: int = param(1, "gradient accumulation: split each batch into this many micro-batches, one "
+                            "backward pass each, one optimiser step (same update as the whole batch)")
+    lr_schedule: str = param("cosine", "learning-rate schedule after the warm-up, applied to every optimiser: "
+                             "constant, cosine (decay to 0 at the last step) or linear (to 0)",
+                             choices=("constant", "cosine", "linear"))
+    warmup_steps: int = param(100, "linear learning-rate warm-up from lr / warmup_steps to lr over this many "
+                              "steps (0 = none)")
     ema_decay: float = param(0.999, "decay of the exponential moving average of ema_modules() (0 = no EMA)")
-    ema_warmup: bool = param(True, "use decay min(ema_decay, (1 + n) / (10 + n)) after n updates")
-    grad_clip: float = param(0.0, "clip the gradient norm of each optimiser step to this value (0 = off)")
+    ema_warmup: bool = param(True, "use decay min(ema_decay, (1 + n) / (10 + n)) after n updates: an average "
+                             "over about the last n / 9 steps, so short runs are averaged too")
+    grad_clip: float = param(1.0, "clip the gradient norm of each optimiser step to this value (0 = off)")
     log_every: int = param(50, "append losses to metrics.jsonl every this many steps")
     sample_every: int = param(1000, "write samples/step_XXXXXXX.png every this many steps (0 = never)")
     sample_n: int = param(64, "number of samples in each periodic grid")
@@ -67,8 +79,11 @@ class TrainerConfig:
     keep_every: int = param(0, "also keep checkpoints/step_XXXXXXX.pt every this many steps (0 = latest only)")
     device: str = param("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, mps "
                         "(under torchrun: each rank uses cuda:LOCAL_RANK, or cpu)")
-    precision: str = param("fp32", "autocast precision: fp32, bf16 (CPU or CUDA), fp16 (CUDA, with grad scaling)",
-                           choices=("fp32", "bf16", "fp16"))
+    precision: str = param("auto", "autocast precision: auto (bf16 where the CPU has AVX512-BF16/AMX or the GPU "
+                           "supports bf16, else fp32; the resolved value is recorded), fp32, bf16 (CPU or CUDA), "
+                           "fp16 (CUDA, with grad scaling)", choices=("auto", "fp32", "bf16", "fp16"))
+    threads: int = param(0, "intra-op CPU threads of this process (0 = one per core, shared out among "
+                         "torchrun's local processes; pass 1 when the machine is busy)")
     compile: bool = param(False, "torch.compile each network's forward (nn.Module.compile; slow first steps)")
     channels_last: bool = param(False, "channels-last memory format for 4-D conv weights and image batches")
     report: bool = param(True, "write RUN_DIR/report.html at the end of training (when genmodels.report exists)")
@@ -77,12 +92,14 @@ class TrainerConfig:
 
     def validate(self) -> None:
         check_choices(self, "trainer")
-        for name in ("steps", "batch_size", "log_every", "checkpoint_every", "sample_n"):
+        for name in ("steps", "batch_size", "accumulate", "log_every", "checkpoint_every", "sample_n"):
             value = getattr(self, name)
             require(value > 0, f"trainer.{name} must be positive, got {value}")
-        for name in ("epochs", "sample_every", "keep_every"):
+        for name in ("epochs", "sample_every", "keep_every", "warmup_steps", "threads"):
             value = getattr(self, name)
             require(value >= 0, f"trainer.{name} must be >= 0, got {value}")
+        require(self.batch_size % self.accumulate == 0,
+                f"trainer.batch_size {self.batch_size} is not divisible by trainer.accumulate {self.accumulate}")
         require(0.0 <= self.ema_decay < 1.0, f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
         require(self.grad_clip >= 0.0, f"trainer.grad_clip must be >= 0, got {self.grad_clip}")
         require(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
@@ -108,6 +125,9 @@ class RunConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
         require(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
+        for section in SECTIONS:  # finite floats, 64-bit integers, in every field (genmodels.config_checks)
+            check_numbers(getattr(self, section), section)
+        check_numbers(self, "")
         self.data.validate()
         self.trainer.validate()
         check_choices(self.model, "model")
@@ -181,8 +201,10 @@ class RunConfig:
         """Write as TOML (plus `extra` top-level tables, e.g. the data spec)."""
         import tomli_w
 
+        from genmodels.atomic import write_text
+
         doc = {**self.to_dict(), **(extra or {})}
-        Path(path).write_text(tomli_w.dumps(doc), encoding="utf-8")
+        write_text(path, tomli_w.dumps(doc))
 
 
 def load_toml(path: str | Path, ignore: tuple[str, ...] = ("spec",)) -> tuple[RunConfig, dict]:
@@ -192,9 +214,18 @@ def load_toml(path: str | Path, ignore: tuple[str, ...] = ("spec",)) -> tuple[Ru
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a TOML config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     extra = {k: doc.pop(k) for k in ignore if k in doc}
+    model = doc.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str):
+        doc["model"], notes = upgrade_saved_model_table(model["name"], model)
+        for note in notes:
+            warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
     return RunConfig.from_dict(doc, str(path)), extra
 
 
@@ -203,6 +234,18 @@ def family_config_class(model_name: str) -> type:
     from genmodels.models.registry import get_model
 
     return get_model(model_name)[1]
+
+
+def upgrade_saved_model_table(model_name: str, table: dict) -> tuple[dict, list[str]]:
+    """A [model] table written by an older genmodels (a TOML config, a checkpoint's model_config) in
+    today's names, with a note per change: the family config's optional static method
+    `upgrade_saved(table) -> (table, notes)`. Unknown families pass through unchanged."""
+    try:
+        cls = family_config_class(model_name)
+    except ConfigError:
+        return dict(table), []
+    upgrade = getattr(cls, "upgrade_saved", None)
+    return upgrade(dict(table)) if upgrade is not None else (dict(table), [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,12 +326,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             return int(number)
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -31,6 +31,26 @@ class TrainingDiverged(GenmodelsError, FloatingPointError):
         self.step = step
 
 
+class OutputError(GenmodelsError, OSError):
+    """A file or folder could not be written: a full disk, a read-only file system, no permission,
+    a path that is a folder or lies under a file (the message names the path and the cause; the
+    file that was there before is unchanged)."""
+
+
+class RunLocked(GenmodelsError):
+    """Another process is writing the run directory (the message names its pid)."""
+
+
+class TrainingStopped(GenmodelsError):
+    """Training stopped on SIGTERM/SIGINT after a checkpoint was written; `exit_code` is the shell's
+    convention for a process ended by that signal (128 + signal number)."""
+
+    def __init__(self, message: str, signum: int, step: int):
+        super().__init__(message)
+        self.signum, self.step = signum, step
+        self.exit_code = 128 + signum
+
+
 def choice_error(what: str, value: object, choices) -> ConfigError:
     """A `ConfigError` for an unknown name, listing the valid ones."""
     valid = ", ".join(sorted(str(c) for c in choices))

@@ -1,4 +1,6 @@
-"""Pictures: image grids, 2-D scatter plots and loss curves (Pillow + matplotlib, no torchvision)."""
+"""Pictures: image grids, 2-D scatter plots and loss curves (Pillow + matplotlib, no torchvision).
+
+Every picture is written atomically (`genmodels.atomic`): a reader never sees half a PNG."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from genmodels.atomic import atomic_file
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -45,8 +49,8 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    with atomic_file(path) as f:
+        img.save(f, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     return path
 
 
@@ -73,9 +77,11 @@ def save_scatter(points: torch.Tensor | np.ndarray, path: str | os.PathLike, *,
     if title:
         ax.set_title(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_file(path) as f:
+            fig.savefig(f, format=path.suffix[1:].lower() or "png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -96,7 +102,9 @@ def save_curves(series: dict[str, Sequence[tuple[int, float]]], path: str | os.P
     if title:
         ax.set_title(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_file(path) as f:
+            fig.savefig(f, format=path.suffix[1:].lower() or "png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path

@@ -17,9 +17,9 @@ import sys
 import typing
 from typing import Any
 
-from genmodels.errors import ConfigError, GenmodelsError
+from genmodels.errors import ConfigError, GenmodelsError, TrainingStopped
 
-COMMANDS = ("datasets", "train", "sample", "evaluate", "theory", "report", "runs")
+COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "theory", "report", "runs")
 ARGV_AWARE = ("train", "sample")
 
 
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser(argv)
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
+    except TrainingStopped as e:  # a clean stop on SIGTERM/SIGINT, checkpoint written: 128 + signal number
+        print(f"genmodels {command}: {e}", file=sys.stderr)
+        return e.exit_code
     except GenmodelsError as e:
         print(f"genmodels {command}: error: {e}", file=sys.stderr)
         return 2
@@ -69,6 +72,8 @@ def help_requested(argv: list[str] | None) -> bool:
 
 
 def _format_default(value: Any) -> str:
+    if value is None:
+        return "automatic"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
@@ -112,7 +117,7 @@ def add_config_flags(group, cls: type, *, dest_prefix: str, taken: set[str], ren
         dest = f"{dest_prefix}{f.name}"
         help_text = f"{f.metadata.get('help', f.name)} (default: {_format_default(default)})".replace("%", "%%")
         choices = f.metadata.get("choices")
-        if types_[f.name] is bool:
+        if types_[f.name] in (bool, bool | None):        # bool | None: unset means "automatic"
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             group.add_argument(flag, dest=dest, default=None, choices=choices,

@@ -1,6 +1,9 @@
 """`genmodels datasets`: the built-in data sets, their shapes and sizes, and whether each is installed.
 
 `genmodels datasets NAME_OR_PATH ...` loads each one (both splits) and shows what a model would see.
+`genmodels datasets NAME --export FILE.npy [--split test] [--n N]` writes N examples spread evenly
+over a split (so a split ordered by class gives every class) as `genmodels sample --out FILE.npy` would (images (N, C, H, W) in [0, 1]), e.g. held-out
+images for `genmodels sample RUN --inpaint FILE.npy`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,30 @@ def register(subparsers) -> None:
     p.add_argument("data", nargs="*", metavar="NAME_OR_PATH",
                    help="load these built-ins or paths and describe them instead of listing the built-ins")
     p.add_argument("--json", action="store_true", help="print the list as JSON instead of a table")
+    p.add_argument("--export", default=None, metavar="FILE.npy",
+                   help="write --n examples spread evenly over --split of the one NAME_OR_PATH to FILE.npy")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="the split --export reads (default: test)")
+    p.add_argument("--n", default=16, type=int, metavar="N", help="examples --export writes (default: 16)")
     p.set_defaults(func=run)
+
+
+def export(name_or_path: str, path: str, split: str, n: int) -> None:
+    """n examples of one split, at indices spread evenly over it (i len / n), to a .npy file: images float32
+    (n, C, H, W) in [0, 1], points (n, D)."""
+    import torch
+
+    from genmodels.cli.sample import write_samples
+    from genmodels.data import load
+    from genmodels.errors import ConfigError
+
+    if not path.lower().endswith(".npy"):
+        raise ConfigError(f"--export {path}: the file name must end in .npy")
+    if n <= 0:
+        raise ConfigError(f"--n must be positive, got {n}")
+    data = load(name_or_path, split=split)
+    index = (torch.arange(min(n, len(data))) * len(data)) // min(n, len(data))
+    write_samples(data.x[index], path, data.kind)
+    print(f"wrote {len(index)} {split} examples of {name_or_path} to {path}")
 
 
 def rows() -> list[dict]:
@@ -44,6 +70,12 @@ def describe(name_or_path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.export is not None:
+        if len(args.data) != 1:
+            from genmodels.errors import ConfigError
+            raise ConfigError(f"--export needs exactly one NAME_OR_PATH, got {len(args.data)}")
+        export(args.data[0], args.export, args.split, args.n)
+        return 0
     table = [describe(d) for d in args.data] if args.data else rows()
     if args.json:
         print(json.dumps(table, indent=2))

@@ -52,9 +52,11 @@ def _config(args: argparse.Namespace):
     from genmodels.config import update_dataclass
     from genmodels.metrics.evaluate import EvalConfig
 
+    from genmodels.config_checks import validate_options
+
     cfg = EvalConfig()
     update_dataclass(cfg, flag_values(args, args.eval_flags), "evaluate")
-    cfg.validate()
+    validate_options(cfg, "evaluate")
     return cfg
 
 
@@ -66,7 +68,7 @@ def _load(name: str, split: str, **options):
 
 def _sample_options(model_name: str, pairs: list[str]) -> dict:
     from genmodels.config import update_dataclass
-    from genmodels.config_fields import check_choices
+    from genmodels.config_checks import validate_options
     from genmodels.models.registry import get_model
 
     options = get_model(model_name)[2]()
@@ -77,9 +79,7 @@ def _sample_options(model_name: str, pairs: list[str]) -> dict:
             raise ConfigError(f"--sample-option {pair!r}: expected KEY=VALUE")
         values[key.strip().replace("-", "_")] = value.strip()
     update_dataclass(options, values, "sample option")
-    check_choices(options, "sample")
-    if hasattr(options, "validate"):
-        options.validate()
+    validate_options(options, "sample")
     return dataclasses.asdict(options)
 
 
@@ -127,11 +127,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_run(args: argparse.Namespace, cfg):
     from genmodels.metrics import evaluate as E
+    from genmodels.latent_run import decode_latents
     from genmodels.train.run_dir import load_run, resolve_device
     from genmodels.train.seeds import derive_seed, private_global_rng
 
     device = resolve_device(cfg.device)
     loaded = load_run(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint)
+    loaded = decode_latents(loaded, device)  # latents:VAE_RUN: decoded images, scored against the VAE's data
     data_name = loaded.config.data.name
     options = _data_options(loaded.config.data)
     train, test = _load(data_name, "train", **options), _load(data_name, "test", **options)

@@ -3,23 +3,28 @@
 PATH ending in .png writes a grid of images (a scatter plot for 2-D data); PATH ending in .npy
 writes float32 samples: images as (N, C, H, W) in [0, 1], points as (N, D) in data coordinates.
 The model's own sampling options (sampler, steps, ...) are listed by
-`genmodels sample RUN_DIR --help`.
+`genmodels sample RUN_DIR --help`. For an image DDPM run, `--inpaint IMAGE --mask MASK` fills the
+mask's 0 pixels (RePaint) and `--init IMAGE --strength S` edits the image (SDEdit); a run trained
+on `latents:VAE_RUN` writes its samples decoded through the VAE.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
 
-from genmodels.cli import add_config_flags, flag_values, help_requested, require_arg
+from genmodels.cli import add_config_flags, flag_values, help_requested, require_arg, sample_conditioning
 from genmodels.errors import ConfigError, GenmodelsError
 
 OUTPUT_SUFFIXES = (".png", ".npy")
-OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--checkpoint", "-h", "--help")
-VALUE_OPTIONS = ("--n", "--out", "--seed", "--device", "--batch-size", "--checkpoint")
+CONDITIONING = ("--inpaint", "--mask", "--jump-length", "--resample", "--init", "--strength")  # sample_conditioning
+OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--checkpoint", "-h", "--help",
+           *CONDITIONING)
+VALUE_OPTIONS = ("--n", "--out", "--seed", "--device", "--batch-size", "--checkpoint", *CONDITIONING)
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
@@ -28,7 +33,8 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                               description=lines[0] + "\n\n" + "\n".join(lines[2:]),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `genmodels train`")
-    p.add_argument("--n", default=None, type=int, metavar="N", help="number of samples (required)")
+    p.add_argument("--n", default=None, type=int, metavar="N",
+                   help="number of samples (required, except with --inpaint / --init: default the number of images)")
     p.add_argument("--out", default=None, metavar="PATH", help="output file, .png or .npy (required)")
     p.add_argument("--seed", default=0, type=int, metavar="S", help="seed of the sampling generator (default: 0)")
     p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
@@ -38,6 +44,7 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    help="generate in chunks of this many samples (0 = all at once; default: 1000)")
     p.add_argument("--checkpoint", default=None, metavar="FILE.pt",
                    help="a checkpoint other than RUN_DIR/checkpoints/latest.pt (default: the latest)")
+    sample_conditioning.add_arguments(p)
     mapping: dict[str, str] = {}
     run_dir = run_dir_from_argv(argv) if argv else None
     if run_dir is not None:
@@ -92,15 +99,29 @@ def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "",
         raise ConfigError(f"--out {path}: unknown file type {suffix or '(none)'}; valid: {', '.join(OUTPUT_SUFFIXES)}")
     x = x.detach().float().cpu()
     if suffix == ".npy":
+        from genmodels.atomic import atomic_file
+
         array = ((x + 1) / 2).clamp(0, 1) if kind == "image" else x
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, array.numpy().astype(np.float32))
+        with atomic_file(path) as f:  # a reader never finds a truncated array that loads as real output
+            np.save(f, array.numpy().astype(np.float32))
         return path
     if kind == "image":
         return save_grid(x, path, nrow=nrow, scale=max(1, 64 // x.shape[-1]))
     if x.shape[1] < 2:
         raise ConfigError(f"--out {path}: a scatter plot needs at least 2-D points, got shape {tuple(x.shape)}")
     return save_scatter(x[:, :2], path, title=title)
+
+
+def check_sample_memory(n: int, shape: tuple[int, ...]) -> None:
+    """ConfigError when n float32 samples of `shape` (the array the command returns) would not fit
+    in this machine's memory, before any is drawn."""
+    from genmodels.train.model_size import format_bytes, memory_bytes
+
+    need = 4 * n * math.prod(shape)
+    have = memory_bytes(torch.device("cpu"))
+    if have is not None and need > have:
+        raise ConfigError(f"--n {n}: {n} samples of shape {tuple(shape)} need {format_bytes(need)}, more than this "
+                          f"machine's {format_bytes(have)} of memory; draw fewer per call")
 
 
 def draw(model, n: int, generator: torch.Generator, batch_size: int, options: dict) -> torch.Tensor:
@@ -114,30 +135,42 @@ def draw(model, n: int, generator: torch.Generator, batch_size: int, options: di
 
 
 def run(args: argparse.Namespace) -> int:
+    from genmodels.atomic import check_output_path
     from genmodels.config import update_dataclass
-    from genmodels.config_fields import check_choices
+    from genmodels.config_checks import validate_options
+    from genmodels.latent_run import decode_latents
     from genmodels.train.run_dir import load_run, resolve_device
     from genmodels.train.seeds import derive_seed, private_global_rng
 
-    n = require_arg(args.n, "--n")
+    conditioned = sample_conditioning.requested(args)      # --inpaint / --init: n defaults to the images given
+    n = args.n if conditioned else require_arg(args.n, "--n")
     out = require_arg(args.out, "--out")
-    if n <= 0:
+    if n is not None and n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
+    if args.batch_size < 0:
+        raise ConfigError(f"--batch-size must be >= 0 (0 = all at once), got {args.batch_size}")
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"--out {out}: unknown file type; valid: {', '.join(OUTPUT_SUFFIXES)}")
+    check_output_path(out)  # a folder, or a path under a file, is refused before any sampling
     options_cls = sample_options_class(args.run_dir)
     options = options_cls()
     update_dataclass(options, flag_values(args, args.sample_flags), "sample options")
-    check_choices(options, "sample")
-    if hasattr(options, "validate"):
-        options.validate()
+    validate_options(options, "sample")
     device = resolve_device(args.device)
     loaded = load_run(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint)
+    loaded = decode_latents(loaded, device)  # a model of VAE latents (latents:VAE_RUN) samples decoded images
+    if n is not None:
+        check_sample_memory(n, loaded.spec.shape)
     generator = torch.Generator(device=device)
     generator.manual_seed(args.seed)
     with private_global_rng(seed=derive_seed(args.seed, "sample-global"), device=device):
         options_dict = dataclasses.asdict(options)
-        x = draw(loaded.model, n, generator, args.batch_size, options_dict)
+        if conditioned:
+            x = sample_conditioning.draw_conditioned(loaded.model, args, n, generator, args.batch_size, options_dict,
+                                                     tuple(loaded.spec.shape))
+        else:
+            x = draw(loaded.model, n, generator, args.batch_size, options_dict)
+    n = len(x)
     title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
     sample_nrow = getattr(loaded.model, "sample_nrow", None)  # a model whose samples form a fixed layout
     nrow = sample_nrow(**options_dict) if sample_nrow is not None else None

@@ -1,7 +1,8 @@
 """`genmodels train MODEL --data NAME_OR_PATH --out RUN_DIR [...]`: train a model into a run directory.
 
-Values are taken, lowest precedence first, from the defaults, --config FILE.toml (or, with
---resume, the run's own config.toml), the flags below, the model's flags, and --set overrides.
+Values are taken, lowest precedence first, from the defaults, --recipe NAME (a shipped run config,
+see `genmodels recipes`; MODEL may then be left out) or --config FILE.toml (or, with --resume, the
+run's own config.toml), the flags below, the model's flags, and --set overrides.
 
 Data-parallel training: `torchrun --nproc_per_node N -m genmodels train MODEL ...` (gloo on CPU,
 NCCL on GPUs; --batch-size is the global batch, split over the N processes; only rank 0 writes
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from genmodels.atomic import check_output_path
 from genmodels.cli import add_config_flags, flag_values, help_requested
 from genmodels.config import DataConfig, RunConfig, load_toml
 from genmodels.data.dataset import Dataset
@@ -19,8 +21,8 @@ from genmodels.errors import ConfigError
 
 # Options of the command itself; a model field with one of these names gets --model-<name>.
 VALUE_OPTIONS = ("--data", "--out", "--steps", "--epochs", "--batch-size", "--seed", "--config", "--set", "--device",
-                 "--precision")
-FLAG_OPTIONS = ("--resume", "--progress", "--no-progress", "--compile", "--no-compile", "--channels-last",
+                 "--precision", "--threads", "--recipe")
+FLAG_OPTIONS = ("--resume", "--override-identity", "--progress", "--no-progress", "--compile", "--no-compile", "--channels-last",
                 "--no-channels-last", "-h", "--help")
 
 
@@ -33,7 +35,11 @@ def register(subparsers, argv: list[str] | None = None) -> None:
         description=__doc__.strip().splitlines()[0] + "\n\n" + "\n".join(__doc__.strip().splitlines()[2:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Each model has its own options: run `genmodels train MODEL --help` to list them.")
-    p.add_argument("model", metavar="MODEL", choices=sorted(MODELS), help=f"model family: {families}")
+    p.add_argument("model", metavar="MODEL", nargs="?", default=None, choices=sorted(MODELS),
+                   help=f"model family: {families} (optional with --recipe)")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="start from a shipped recipe (`genmodels recipes` lists them); flags override it "
+                        "(default: none)")
     p.add_argument("--data", default=None, metavar="NAME_OR_PATH",
                    help="built-in data set name or file/folder path (data.name; required unless set by --config "
                         "or --resume)")
@@ -46,9 +52,13 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p.add_argument("--seed", default=None, metavar="S", help="run seed for every random stream (default: 0)")
     p.add_argument("--device", default=None, metavar="DEVICE",
                    help="auto, cpu, cuda, cuda:N or mps (trainer.device; default: auto)")
-    p.add_argument("--precision", default=None, choices=("fp32", "bf16", "fp16"),
-                   help="autocast precision (trainer.precision; default: fp32): bf16 on CPU or CUDA, fp16 on CUDA "
+    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast precision (trainer.precision; default: auto = bf16 where the CPU has "
+                        "AVX512-BF16/AMX or the GPU supports bf16, else fp32): bf16 on CPU or CUDA, fp16 on CUDA "
                         "with grad scaling")
+    p.add_argument("--threads", default=None, metavar="N",
+                   help="CPU threads of this process (trainer.threads; default: 0 = one per core, shared out "
+                        "among torchrun's processes; pass 1 when another job is running)")
     p.add_argument("--compile", default=None, action=argparse.BooleanOptionalAction,
                    help="torch.compile each network (trainer.compile; default: false)")
     p.add_argument("--channels-last", default=None, action=argparse.BooleanOptionalAction,
@@ -60,11 +70,14 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint, with its config.toml "
                         "(default: off; without a checkpoint the run starts from step 0)")
+    p.add_argument("--override-identity", action="store_true",
+                   help="with --resume: allow a seed, data, model or precision other than the run's, recording "
+                        "the change in metrics.jsonl (default: off; such a change is refused)")
     p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set trainer.ema_decay=0.9999 or --set model.lr=2e-4; "
                         "repeatable (default: none)")
     mapping: dict[str, str] = {}
-    name = model_from_argv(argv) if argv else None
+    name = (recipe_model(argv) or model_from_argv(argv)) if argv else None
     if name in MODELS:
         try:
             config_cls = MODELS[name].load()[1]
@@ -92,26 +105,53 @@ def model_from_argv(argv: list[str]) -> str | None:
     return None
 
 
+def recipe_model(argv: list[str]) -> str | None:
+    """The model of the recipe named by --recipe NAME in argv (None without one or if it is unknown)."""
+    for i, token in enumerate(argv):
+        name = argv[i + 1] if token == "--recipe" and i + 1 < len(argv) else (
+            token.partition("=")[2] if token.startswith("--recipe=") else None)
+        if name:
+            from genmodels.recipes import load_recipe
+
+            try:
+                return load_recipe(name).config.model_name
+            except ConfigError:
+                return None
+    return None
+
+
 def build_config(args: argparse.Namespace) -> RunConfig:
     """The run config from the defaults / --config / the run's config.toml, the flags and --set."""
     from genmodels.train.run_dir import RunDir
 
+    if args.recipe and args.config:
+        raise ConfigError("--recipe and --config both give a whole run config: pass one of them")
     if args.resume:
+        if args.recipe:
+            raise ConfigError("--recipe cannot be combined with --resume: the run's own config.toml is used")
         if args.config:
             raise ConfigError("--config cannot be combined with --resume: the run's own config.toml is used")
         if not args.out:
             raise ConfigError("--resume needs --out RUN_DIR")
+        check_resumable(args.out)
     run_config = RunDir(args.out).config if args.out else None
     if args.resume and run_config is not None and run_config.is_file():
         base, _ = load_toml(run_config)
     elif args.config:
         base, _ = load_toml(args.config)
-    else:
+    elif args.recipe:
+        from genmodels.recipes import load_recipe
+
+        base = load_recipe(args.recipe).config
+    elif args.model:
         base = RunConfig.default(args.model)
+    else:
+        raise ConfigError("name the model (genmodels train MODEL ...) or a recipe (--recipe NAME)")
+    args.model = args.model or base.model_name
     if base.model_name != args.model:
         raise ConfigError(f"the config is for model {base.model_name!r} but the command names {args.model!r}")
     trainer = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size, "device": args.device,
-               "progress": args.progress, "precision": args.precision, "compile": args.compile,
+               "progress": args.progress, "precision": args.precision, "threads": args.threads, "compile": args.compile,
                "channels_last": args.channels_last}
     nested = {
         "seed": args.seed,
@@ -126,7 +166,26 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     config.validate()
     if not config.out:
         raise ConfigError("out is empty: pass --out RUN_DIR")
+    check_output_path(config.out, folder=True)
+    if getattr(args, "override_identity", False) and not args.resume:
+        raise ConfigError("--override-identity goes with --resume (a new run has no identity to override)")
     return config
+
+
+def check_resumable(out: str) -> None:
+    """ConfigError unless `out` is a run directory that --resume can continue (it has a config.toml);
+    a missing run is never silently started afresh."""
+    from genmodels.train.run_dir import RunDir
+
+    run = RunDir(out)
+    if not run.path.exists():
+        raise ConfigError(f"--resume: {run.path} does not exist, so there is no run to resume (drop --resume to "
+                          f"start a new run there)")
+    if not run.path.is_dir():
+        raise ConfigError(f"--resume: {run.path} is a file, not a run directory")
+    if not run.config.is_file():
+        raise ConfigError(f"--resume: {run.path} has no config.toml, so it holds no run to resume (its config is "
+                          f"missing; drop --resume to start a new run there)")
 
 
 def load_data(cfg: DataConfig, seed: int) -> Dataset:
@@ -145,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = load_data(config.data, config.seed)
         model = build_model(config, dataset.spec, device)
-        result = Trainer(config, resume=args.resume).fit(model, dataset)
+        result = Trainer(config, resume=args.resume, override_identity=getattr(args, "override_identity", False)).fit(model, dataset)
     finally:
         distributed.teardown()
     if not info.is_main:

@@ -14,17 +14,37 @@ DataKind = Literal["image", "points"]
 
 
 @dataclass(frozen=True)
+class LatentSource:
+    """Where latent-diffusion data came from (`genmodels.data.latents`): the VAE run whose encoder
+    means they are, the checkpoint step read, and the scale factor s = 1 / std applied to them
+    (Rombach et al. 2022, sec. 4.3.2 and appendix G), so that z = x / s is the VAE's latent."""
+
+    vae_run: str
+    vae_step: int
+    scale: float
+
+    def to_dict(self) -> dict:
+        return {"vae_run": self.vae_run, "vae_step": self.vae_step, "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LatentSource":
+        return cls(vae_run=str(d["vae_run"]), vae_step=int(d["vae_step"]), scale=float(d["scale"]))
+
+
+@dataclass(frozen=True)
 class DataSpec:
     """What a model needs to know about its data to build its networks.
 
     kind:        "image" (x is (N, C, H, W) in [-1, 1]) or "points" (x is (N, D), data coordinates)
     shape:       the shape of one example, e.g. (1, 28, 28) or (2,)
     num_classes: number of labels (0 when unlabelled)
+    latent:      for VAE latents (points), the VAE run and scale that decode them; else None
     """
 
     kind: DataKind
     shape: tuple[int, ...]
     num_classes: int = 0
+    latent: LatentSource | None = None
 
     @property
     def dim(self) -> int:
@@ -35,11 +55,16 @@ class DataSpec:
         return n
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes}
+        out = {"kind": self.kind, "shape": list(self.shape), "num_classes": self.num_classes}
+        if self.latent is not None:
+            out["latent"] = self.latent.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
-        return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]), num_classes=int(d.get("num_classes", 0)))
+        latent = LatentSource.from_dict(d["latent"]) if "latent" in d else None
+        return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]), num_classes=int(d.get("num_classes", 0)),
+                   latent=latent)
 
 
 @dataclass
@@ -51,6 +76,7 @@ class Dataset(torch.utils.data.Dataset):
     name:   where it came from (built-in name or path)
     modes:  for 2-D mixtures, the true mode centres (M, 2); else None
     mode_std: the standard deviation of each mixture component (for "high-quality" checks)
+    latent: for VAE latents, their `LatentSource` (recorded in the run's [spec] table)
     """
 
     x: torch.Tensor
@@ -61,6 +87,7 @@ class Dataset(torch.utils.data.Dataset):
     modes: torch.Tensor | None = None
     mode_std: float | None = None
     meta: dict = field(default_factory=dict)
+    latent: LatentSource | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.x, torch.Tensor):
@@ -87,7 +114,8 @@ class Dataset(torch.utils.data.Dataset):
 
     @property
     def spec(self) -> DataSpec:
-        return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes)
+        return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes,
+                        latent=self.latent)
 
     def subset(self, index) -> "Dataset":
         """The examples at `index` (a slice, an int64 tensor of indices or a bool mask), same metadata."""

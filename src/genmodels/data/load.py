@@ -10,6 +10,7 @@ from genmodels.data.builtins import BUILTINS
 from genmodels.data.convert import to_dataset
 from genmodels.data.dataset import Dataset
 from genmodels.data.files import PATH_HELP, read_path
+from genmodels.data.latents import is_latents, load_latents
 from genmodels.errors import ConfigError, DataError, choice_error
 
 Split = Literal["train", "test"]
@@ -18,7 +19,8 @@ SPLITS = ("train", "test")
 
 def load(name_or_path: str | os.PathLike, split: Split = "train", *, image_size: int = 0, channels: int = 0,
          binarize: bool = False, limit: int = 0, seed: int = 0) -> Dataset:
-    """Load a built-in data set (see `BUILTINS`) or the data at a path, as one split.
+    """Load a built-in data set (see `BUILTINS`), the data at a path, or `latents:VAE_RUN` (the encoder
+    means of a trained VAE run's data, `genmodels.data.latents`), as one split.
 
     Returns a Dataset: images float32 (N, C, H, W) in [-1, 1] with int64 labels where they exist,
     or points (N, D). Options, applied in this order:
@@ -37,6 +39,8 @@ def load(name_or_path: str | os.PathLike, split: Split = "train", *, image_size:
         raise ConfigError(f"bad load options: image_size={image_size} (>= 0), channels={channels} (0, 1 or 3), "
                           f"limit={limit} (>= 0)")
     name = os.fspath(name_or_path)
+    if is_latents(name):              # latents:VAE_RUN, a trained VAE's encoder means (latent diffusion)
+        return load_latents(name, split, limit=limit, image_size=image_size, channels=channels, binarize=binarize)
     if name in BUILTINS:
         raw = BUILTINS[name].load_raw(split, seed)
     elif name and Path(name).exists():

@@ -7,7 +7,8 @@
 
 Each KL is the closed-form Gaussian KL; each expectation is a one-sample Monte-Carlo estimate
 per example. L >= -log p_theta(x_0) (Jensen). Results are per example, in nats summed over
-the D data dimensions; `bits_per_dim` converts. eps_fn(x_t, t) -> eps_theta as in `loglik.py`.
+the D data dimensions; `bits_per_dim` converts. eps_fn(x_t, t) -> eps_theta, or (eps_theta, v) with
+variance = "learned" (Nichol & Dhariwal eq. 15), as in `loglik.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 
 import torch
 
-from genmodels.diffusion.gaussian import Variance, normal_kl, q_mean_var, q_sample
+from genmodels.diffusion.gaussian import Variance, normal_kl, q_mean_var, q_sample, split_model_output
 from genmodels.diffusion.loglik import trajectory_log_weight
 from genmodels.diffusion.losses import Decoder, vlb_term
 from genmodels.diffusion.schedule import NoiseSchedule
@@ -58,7 +59,8 @@ def bound_terms(eps_fn, sched: NoiseSchedule, x0: torch.Tensor, *, variance: Var
         t = torch.full((B,), t_int, dtype=torch.long, device=x0.device)
         eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = q_sample(sched, x0, t, eps)
-        return (vlb_term(sched, x0, x_t, t, eps_fn(x_t, t), variance, decoder) * D).double()  # nats
+        eps_theta, v = split_model_output(eps_fn(x_t, t))
+        return (vlb_term(sched, x0, x_t, t, eps_theta, variance, decoder, v) * D).double()  # nats
 
     mid = torch.zeros(B, dtype=torch.float64, device=x0.device)
     for t_int in steps.tolist():

@@ -14,10 +14,10 @@ from typing import Literal
 import torch
 
 from genmodels.diffusion.schedule import NoiseSchedule, gather
-from genmodels.errors import choice_error
+from genmodels.errors import ConfigError, choice_error
 
-Variance = Literal["beta", "beta_tilde"]
-VARIANCES = ("beta", "beta_tilde")
+Variance = Literal["beta", "beta_tilde", "learned"]
+VARIANCES = ("beta", "beta_tilde", "learned")
 
 
 def q_mean_var(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor):
@@ -70,8 +70,36 @@ def eps_from_v(sched: NoiseSchedule, xt: torch.Tensor, t: torch.Tensor, v: torch
     return gather(sched.sqrt_one_minus_alpha_bar, t, xt) * xt + gather(sched.sqrt_alpha_bar, t, xt) * v
 
 
-def reverse_variance(sched: NoiseSchedule, t: torch.Tensor, like: torch.Tensor, variance: Variance):
-    """sigma_t^2 of Remark 7 and its log: beta_t, or beta~_t (log clipped at t = 1). (B, 1, ...)."""
+def split_model_output(out) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A denoiser's answer as (eps_theta, v): a network with fixed variances returns the tensor
+    eps_theta (v is then None); one that learns them returns the pair (eps_theta, v), v the
+    per-dimension interpolation of Nichol & Dhariwal (2021, eq. 15), shaped like eps_theta."""
+    if isinstance(out, tuple):
+        eps_theta, v = out
+        return eps_theta, v
+    return out, None
+
+
+def learned_log_variance(sched: NoiseSchedule, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """log Sigma_theta(x_t, t) = v log beta_t + (1 - v) log beta~_t (Nichol & Dhariwal 2021, eq. 15).
+
+    v: (B, ...) the network's interpolation output, unconstrained as in the paper (v = 0 gives
+    beta~_t, v = 1 gives beta_t); log beta~_1 is clipped to log beta~_2 as for the fixed choice.
+    Returns (B, ...) in v's dtype."""
+    log_beta = gather(torch.log(sched.beta), t, v)
+    log_beta_tilde = gather(sched.log_beta_tilde_clipped, t, v)
+    return v * log_beta + (1.0 - v) * log_beta_tilde                    # Nichol & Dhariwal eq. 15
+
+
+def reverse_variance(sched: NoiseSchedule, t: torch.Tensor, like: torch.Tensor, variance: Variance,
+                     v: torch.Tensor | None = None):
+    """sigma_t^2 of Remark 7 and its log: beta_t, or beta~_t (log clipped at t = 1), each (B, 1, ...);
+    or the learned Sigma_theta of `learned_log_variance` from the network's v, (B, ...)."""
+    if variance == "learned":
+        if v is None:
+            raise ConfigError("the learned variance (Nichol & Dhariwal eq. 15) needs the network's v output")
+        logvar = learned_log_variance(sched, t, v.to(like.dtype))
+        return torch.exp(logvar), logvar
     if variance == "beta":
         var = gather(sched.beta, t, like)
         return var, torch.log(var)
@@ -84,15 +112,16 @@ def reverse_variance(sched: NoiseSchedule, t: torch.Tensor, like: torch.Tensor, 
 
 
 def p_mean_var(sched: NoiseSchedule, eps_theta: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-               variance: Variance = "beta", clip_x0: bool = False):
+               variance: Variance = "beta", clip_x0: bool = False, v: torch.Tensor | None = None):
     """The reverse kernel p_theta(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I)  (Remark 7).
 
     eps_theta: (B, ...) the network's noise prediction at (x_t, t); xt: (B, ...); t: (B,).
     mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t)   (seed eq. 4.3),
-    sigma_t^2 = beta_t or beta~_t (`variance`). With `clip_x0`, the mean is instead the posterior
+    sigma_t^2 = beta_t or beta~_t (`variance`), or Sigma_theta from the network's `v` when
+    variance = "learned" (Nichol & Dhariwal eq. 15). With `clip_x0`, the mean is instead the posterior
     mean mu~_t(x0_hat, x_t) with x0_hat clipped to [-1, 1] (identical to eq. 4.3 without clipping).
-    Returns (mean (B, ...), variance (B, 1, ...), log variance (B, 1, ...))."""
-    var, logvar = reverse_variance(sched, t, xt, variance)
+    Returns (mean (B, ...), variance, log variance), the variances (B, 1, ...) or, learned, (B, ...)."""
+    var, logvar = reverse_variance(sched, t, xt, variance, v)
     if clip_x0:
         x0_hat = predict_x0_from_eps(sched, xt, t, eps_theta).clamp(-1.0, 1.0)
         mean = gather(sched.posterior_coef_x0, t, xt) * x0_hat + gather(sched.posterior_coef_xt, t, xt) * xt

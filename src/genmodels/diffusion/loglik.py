@@ -6,7 +6,8 @@ estimated with K forward trajectories as log (1/K) sum_k w_k computed by log-sum
 (and Burda et al. 2015) its expectation is a lower bound of log p_theta(x_0) that rises with K
 and converges to it; K = 1 is minus the integrand of L in eq. 4.9.
 
-eps_fn(x_t, t) -> eps_theta is the noise predictor ((B, ...), (B,) int64 1-based -> (B, ...)).
+eps_fn(x_t, t) -> eps_theta is the noise predictor ((B, ...), (B,) int64 1-based -> (B, ...)); a
+network that learns its variance returns (eps_theta, v) and is used with variance = "learned".
 Densities are summed over the data dimensions; results are per example, in nats.
 """
 
@@ -22,6 +23,7 @@ from genmodels.diffusion.gaussian import (
     gaussian_log_prob,
     p_mean_var,
     q_step_mean_var,
+    split_model_output,
 )
 from genmodels.diffusion.losses import Decoder
 from genmodels.diffusion.schedule import NoiseSchedule
@@ -49,7 +51,8 @@ def trajectory_log_weight(eps_fn, sched: NoiseSchedule, x0: torch.Tensor, *, var
         q_mean, q_var = q_step_mean_var(sched, x_prev, t)                        # seed 4.1.1
         x_t = q_mean + q_var.sqrt() * torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         log_w -= _sum_flat(gaussian_log_prob(x_t, q_mean, torch.log(q_var))).double()
-        p_mean, _, p_logvar = p_mean_var(sched, eps_fn(x_t, t), x_t, t, variance)  # Remark 7
+        eps_theta, v = split_model_output(eps_fn(x_t, t))
+        p_mean, _, p_logvar = p_mean_var(sched, eps_theta, x_t, t, variance, v=v)  # Remark 7 / N&D eq. 15
         if t_int == 1 and decoder == "discretized":
             log_w += _sum_flat(discretized_gaussian_log_likelihood(x_prev, p_mean, 0.5 * p_logvar)).double()
         else:

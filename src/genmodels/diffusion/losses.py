@@ -1,6 +1,8 @@
 """Training objectives (seed section 4.1.4): L_simple of Algorithm 4.1, the true variational
-bound L_vlb (one random term of Theorem 8's sum, rescaled), and the hybrid L_simple + lambda
-L_vlb of Nichol & Dhariwal (2021). The network may predict eps (default), x_0 or v.
+bound L_vlb (one random term of Theorem 8's sum, rescaled), Nichol & Dhariwal's (2021) L_hybrid =
+L_simple + lambda L_vlb for a learned variance (the mean seen by L_vlb through a stop-gradient),
+and the plain sum "simple+vlb" (no stop-gradient; with a fixed variance its L_vlb term trains the
+mean). The network may predict eps (default), x_0 or v.
 
 Shapes: x0, eps, model outputs (B, ...); t (B,) int64 1-based. Per-example losses are (B,)
 means over the data dimensions.
@@ -27,12 +29,12 @@ from genmodels.diffusion.gaussian import (
     v_target,
 )
 from genmodels.diffusion.schedule import NoiseSchedule
-from genmodels.errors import choice_error
+from genmodels.errors import ConfigError, choice_error
 
 Prediction = Literal["eps", "x0", "v"]
 PREDICTIONS = ("eps", "x0", "v")
-LossType = Literal["simple", "vlb", "hybrid"]
-LOSSES = ("simple", "vlb", "hybrid")
+LossType = Literal["simple", "vlb", "hybrid", "simple+vlb"]
+LOSSES = ("simple", "vlb", "hybrid", "simple+vlb")
 Decoder = Literal["discretized", "gaussian"]
 DECODERS = ("discretized", "gaussian")
 
@@ -67,19 +69,63 @@ def output_to_eps(sched: NoiseSchedule, output: torch.Tensor, xt: torch.Tensor, 
     raise choice_error("prediction target", prediction, PREDICTIONS)
 
 
+def output_to_eps_at(output: torch.Tensor, xt: torch.Tensor, alpha_bar: torch.Tensor,
+                     prediction: Prediction) -> torch.Tensor:
+    """`output_to_eps` at a noise level given by abar itself (alpha_bar broadcastable to x_t), for
+    fractional steps between the schedule's own (the probability-flow ODE):
+    x0: eps = (x_t - sqrt(abar) x0_hat) / sqrt(1 - abar); v: eps = sqrt(1 - abar) x_t + sqrt(abar) v."""
+    if prediction == "eps":
+        return output
+    if prediction == "x0":
+        return (xt - alpha_bar.sqrt() * output) / (1.0 - alpha_bar).sqrt()
+    if prediction == "v":
+        return (1.0 - alpha_bar).sqrt() * xt + alpha_bar.sqrt() * output
+    raise choice_error("prediction target", prediction, PREDICTIONS)
+
+
+def snr(sched: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
+    """The signal-to-noise ratio SNR(t) = abar_t / (1 - abar_t) of x_t given x_0, (B,) float64."""
+    abar = sched.alpha_bar.to(t.device)[t - 1]
+    return abar / (1.0 - abar)
+
+
+def min_snr_weight(sched: NoiseSchedule, t: torch.Tensor, prediction: Prediction, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023), (B,) float32.
+
+    The paper weights the x_0 error ||x_0 - x0_hat||^2 by min(SNR(t), gamma). The same weighting
+    expressed on each target's own squared error, using x_0 - x0_hat = -(eps - eps_hat) / sqrt(SNR)
+    and x_0 - x0_hat = -sqrt(1 - abar_t) (v - v_hat), with 1 - abar_t = 1 / (1 + SNR):
+        x0:  min(SNR, gamma)
+        eps: min(SNR, gamma) / SNR
+        v:   min(SNR, gamma) / (SNR + 1)
+    (dividing the v error by SNR instead of SNR + 1 is a mistake that peer libraries have made)."""
+    s = snr(sched, t)
+    clipped = s.clamp(max=gamma)
+    if prediction == "x0":
+        w = clipped
+    elif prediction == "eps":
+        w = clipped / s
+    elif prediction == "v":
+        w = clipped / (s + 1.0)
+    else:
+        raise choice_error("prediction target", prediction, PREDICTIONS)
+    return w.float()
+
+
 def simple_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """|| target - output ||^2 averaged over dimensions, per example (Algorithm 4.1, step 5). (B,)."""
     return mean_flat((target - output) ** 2)
 
 
 def vlb_term(sched: NoiseSchedule, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps_theta: torch.Tensor,
-             variance: Variance = "beta", decoder: Decoder = "discretized") -> torch.Tensor:
+             variance: Variance = "beta", decoder: Decoder = "discretized", v: torch.Tensor | None = None) -> torch.Tensor:
     """One term of Theorem 8 (seed eq. 4.10) per example, in nats per dimension, (B,):
     for t >= 2, L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) (closed-form Gaussian KL);
     for t = 1, L_0 = -log p_theta(x_0 | x_1) with the discretised Gaussian decoder of Ho et al.
-    (images on the 8-bit grid) or a continuous Gaussian decoder (`decoder="gaussian"`)."""
+    (images on the 8-bit grid) or a continuous Gaussian decoder (`decoder="gaussian"`).
+    With variance = "learned", p_theta's variance is Sigma_theta from the network's v (B, ...)."""
     mu_tilde, _, log_beta_tilde = q_posterior_mean_var(sched, x0, xt, t)
-    mean, _, logvar = p_mean_var(sched, eps_theta, xt, t, variance)
+    mean, _, logvar = p_mean_var(sched, eps_theta, xt, t, variance, v=v)
     kl = mean_flat(normal_kl(mu_tilde, log_beta_tilde, mean, logvar))
     if decoder == "discretized":
         nll0 = -mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * logvar))
@@ -93,32 +139,61 @@ def vlb_term(sched: NoiseSchedule, x0: torch.Tensor, xt: torch.Tensor, t: torch.
 def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
                    t: torch.Tensor, eps: torch.Tensor, *, loss: LossType = "simple",
                    prediction: Prediction = "eps", variance: Variance = "beta",
-                   hybrid_lambda: float = 1e-3, decoder: Decoder = "discretized") -> dict[str, torch.Tensor]:
+                   hybrid_lambda: float = 1e-3, decoder: Decoder = "discretized",
+                   snr_gamma: float = 0.0, v: torch.Tensor | None = None,
+                   t_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The training loss for a minibatch, given the network output at (x_t, t).
 
-    simple: L_simple = E || target - output ||^2 (Algorithm 4.1; target by `prediction`).
-    vlb:    L_vlb = T * L_{t-1}(x_0, t) in bits/dim, an unbiased one-sample estimate of the sum in
-            eq. 4.10 without the constant L_T (t ~ Unif{1..T}).
-    hybrid: L_simple + hybrid_lambda * L_vlb (Nichol & Dhariwal 2021, lambda = 0.001).
-    Returns {"loss": scalar to minimise, "l_simple": scalar, "l_vlb": scalar (bits/dim)}."""
+    simple:     L_simple = E || target - output ||^2 (Algorithm 4.1; target by `prediction`); with
+                snr_gamma > 0 each example's error is weighted by `min_snr_weight` (Hang et al. 2023).
+    vlb:        L_vlb = T * L_{t-1}(x_0, t) in bits/dim, an unbiased one-sample estimate of the sum in
+                eq. 4.10 without the constant L_T (t ~ Unif{1..T}); trains the mean and, when
+                learned, the variance.
+    hybrid:     L_hybrid = L_simple + hybrid_lambda * L_vlb (Nichol & Dhariwal 2021, sec. 3.1,
+                lambda = 0.001) for a learned variance (variance = "learned", v given): L_vlb sees
+                the mean through a stop-gradient, so it trains Sigma_theta alone and L_simple the mean.
+    simple+vlb: L_simple + hybrid_lambda * L_vlb without the stop-gradient (with a fixed variance its
+                L_vlb term trains the mean; this was called "hybrid" before learned variances existed).
+    v: (B, ...) the network's variance interpolation (variance = "learned"). t_weights: (B,)
+    importance weights 1 / (T p_t) when t was drawn from p_t instead of uniformly (Nichol & Dhariwal
+    sec. 3.3); every per-example term is multiplied by them, so each stays an unbiased estimate.
+    Returns {"loss": scalar to minimise, "l_simple": scalar (unweighted), "l_vlb": scalar (bits/dim),
+    "vlb_terms": (B,) the detached per-example L_{t-1} in nats/dim (the history of `t_sampler`)}."""
     if loss not in LOSSES:
         raise choice_error("loss", loss, LOSSES)
+    if loss == "hybrid" and (variance != "learned" or v is None):
+        raise ConfigError("loss 'hybrid' is Nichol & Dhariwal's L_hybrid, whose L_vlb term trains a learned "
+                          "variance (model.learn_sigma); with a fixed variance use 'simple+vlb'")
     target = training_target(sched, x0, t, eps, prediction)
-    l_simple = simple_loss(output.float(), target.float()).mean()
+    per_example = simple_loss(output.float(), target.float())
+    l_simple = per_example.mean()
     out = {"l_simple": l_simple}
+    weights = min_snr_weight(sched, t, prediction, snr_gamma) if snr_gamma > 0 else None
+    if t_weights is not None:
+        weights = t_weights if weights is None else weights * t_weights
+    weighted = l_simple if weights is None else (weights * per_example).mean()
     if loss == "simple":
-        out["loss"] = l_simple
+        out["loss"] = weighted
         return out
-    eps_theta = output_to_eps(sched, output.float(), xt.float(), t, prediction)
-    l_vlb = (sched.T * vlb_term(sched, x0.float(), xt.float(), t, eps_theta, variance, decoder)).mean() / math.log(2.0)
+    # L_hybrid: stop-gradient on the mean in the L_vlb term (Nichol & Dhariwal sec. 3.1)
+    mean_output = output.detach() if loss == "hybrid" else output
+    eps_theta = output_to_eps(sched, mean_output.float(), xt.float(), t, prediction)
+    terms = vlb_term(sched, x0.float(), xt.float(), t, eps_theta, variance, decoder,
+                     v=None if v is None else v.float())                             # (B,) nats/dim
+    per_vlb = sched.T * terms / math.log(2.0)
+    l_vlb = (per_vlb if t_weights is None else t_weights * per_vlb).mean()
     out["l_vlb"] = l_vlb
-    out["loss"] = l_vlb if loss == "vlb" else l_simple + hybrid_lambda * l_vlb
+    out["vlb_terms"] = terms.detach()
+    out["loss"] = l_vlb if loss == "vlb" else weighted + hybrid_lambda * l_vlb
     return out
 
 
-def sample_training_inputs(sched: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None):
+def sample_training_inputs(sched: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None,
+                           t: torch.Tensor | None = None):
     """Algorithm 4.1, steps 3-4: t ~ Unif{1..T}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps).
-    Returns (t (B,), eps (B, ...), x_t (B, ...)) on x0's device."""
-    t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
+    t: steps drawn elsewhere (an importance sampler, `t_sampler.py`), (B,) int64; None draws them
+    uniformly. Returns (t (B,), eps (B, ...), x_t (B, ...)) on x0's device."""
+    if t is None:
+        t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     return t, eps, q_sample(sched, x0, t, eps)

@@ -6,11 +6,14 @@ All share one signature (k-diffusion style):
             spacing=..., **extra)
 
 denoise(x_t, t) -> eps_theta: x_t (B, ...) and t (B,) int64 1-based steps of `sched`, returns
-the noise prediction (B, ...). steps: number of network evaluations (None = all T). generator:
-the explicit RNG for the noise drawn along the way. clip_x0: clip the predicted x_0 to [-1, 1]
-at every step. callback(i, t, x_t, x0_hat) is called before each update (i counts down).
-spacing: how the visited steps `timestep_sequence(sched, steps, spacing)` = T = tau_K > ... >
-tau_1 = 1 are chosen ("uniform" or "logsnr"). Every sampler returns x_0 (B, ...).
+the noise prediction (B, ...), or the pair (eps_theta, v) for a network that learns its variance
+(Nichol & Dhariwal eq. 15; only `ancestral` uses v, with variance="learned"). steps: number of
+visited noise levels, which is the number of network evaluations for every sampler but `heun`
+(2 steps - 1); None = all T. generator: the explicit RNG for the noise drawn along the way.
+clip_x0: clip the predicted x_0 to [-1, 1] at every step. callback(i, t, x_t, x0_hat) is called
+before each update (i counts down). spacing: how the visited steps
+`timestep_sequence(sched, steps, spacing)` = T = tau_K > ... > tau_1 = 1 are chosen ("uniform",
+"logsnr" or "karras"). Every sampler returns x_0 (B, ...).
 """
 
 from __future__ import annotations
@@ -20,15 +23,22 @@ from typing import Callable, Literal
 
 import torch
 
-from genmodels.diffusion.gaussian import Variance, p_mean_var, predict_eps_from_x0, predict_x0_from_eps
+from genmodels.diffusion.gaussian import (
+    Variance,
+    p_mean_var,
+    predict_eps_from_x0,
+    predict_x0_from_eps,
+    split_model_output,
+)
+from genmodels.diffusion.noise_levels import karras_steps, sigma_table
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, choice_error
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-Spacing = Literal["uniform", "logsnr"]
-SPACINGS = ("uniform", "logsnr")
+Spacing = Literal["uniform", "logsnr", "karras"]
+SPACINGS = ("uniform", "logsnr", "karras")
 
 
 def timestep_sequence(sched: NoiseSchedule, steps: int | None, spacing: Spacing = "uniform") -> list[int]:
@@ -36,7 +46,9 @@ def timestep_sequence(sched: NoiseSchedule, steps: int | None, spacing: Spacing 
     clean data, abar_0 = 1). spacing "uniform": K integers evenly spaced from T down to 1 (DDIM's
     uniform skip, keeping the last call at t = 1); "logsnr": the steps nearest to K values of
     lambda_t = log(sqrt(abar_t) / sqrt(1 - abar_t)) evenly spaced between lambda_T and lambda_1
-    (Lu et al. 2022's recommendation for DPM-Solver; repeated steps are dropped, so at most K).
+    (Lu et al. 2022's recommendation for DPM-Solver; repeated steps are dropped, so at most K);
+    "karras": the steps nearest to Karras et al.'s (2022) K levels sigma_i with rho = 7 between
+    sigma_1 and sigma_T (`noise_levels.karras_steps`; repeats dropped as well).
     K = T gives every step T, T-1, ..., 1, 0."""
     T = sched.T
     K = T if steps is None else int(steps)
@@ -46,6 +58,8 @@ def timestep_sequence(sched: NoiseSchedule, steps: int | None, spacing: Spacing 
         raise choice_error("timestep spacing", spacing, SPACINGS)
     if K == 1:
         return [T, 0]
+    if spacing == "karras" and K < T:
+        return karras_steps(sched, K)
     if spacing == "uniform" or K == T:
         return torch.linspace(T, 1, K, dtype=torch.float64).round().long().tolist() + [0]
     lam = 0.5 * torch.log(sched.alpha_bar / (1.0 - sched.alpha_bar))            # decreasing in t
@@ -83,18 +97,21 @@ def ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, ste
               variance: Variance = "beta") -> torch.Tensor:
     """Ancestral sampling, seed Algorithm 4.2 (Ho et al. 2020, Algorithm 2):
     x_{t-1} = (x_t - (1 - alpha_t) / sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z,
-    z ~ N(0, I) for t > 1 and z = 0 at t = 1; sigma_t^2 = beta_t or beta~_t (Remark 7, `variance`).
-    With steps < T it runs the same algorithm on the respaced sub-chain (`respaced_schedule`)."""
+    z ~ N(0, I) for t > 1 and z = 0 at t = 1; sigma_t^2 = beta_t or beta~_t (Remark 7, `variance`),
+    or, with variance="learned", Sigma_theta = exp(v log beta_t + (1 - v) log beta~_t) from the
+    network's v (Nichol & Dhariwal 2021, eq. 15). With steps < T it runs the same algorithm on the
+    respaced sub-chain (`respaced_schedule`; a learned v then interpolates its beta_i and beta~_i,
+    as in Nichol & Dhariwal sec. 4)."""
     taus = timestep_sequence(sched, steps, spacing)
     sub = sched if len(taus) == sched.T + 1 else respaced_schedule(sched, taus)
     x = x_T
     K = len(taus) - 1
     for i in range(K, 0, -1):                                      # Algorithm 4.2, step 2
         t = taus[K - i]
-        eps = denoise(x, _full(x, t))
+        eps, v = split_model_output(denoise(x, _full(x, t)))
         if callback is not None:
             callback(i, t, x, predict_x0_from_eps(sched, x, _full(x, t), eps))
-        mean, var, _ = p_mean_var(sub, eps, x, _full(x, i), variance, clip_x0)  # seed eq. 4.3
+        mean, var, _ = p_mean_var(sub, eps, x, _full(x, i), variance, clip_x0, v)  # seed eq. 4.3
         if i > 1:                                                  # step 3: z = 0 at the last step
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = mean + var.sqrt() * z                              # step 4
@@ -108,7 +125,7 @@ def _denoised(denoise: Denoiser, sched: NoiseSchedule, x: torch.Tensor, t: int,
     """One network evaluation at step t: (eps_theta, x0_hat). With clip_x0, x0_hat is clamped to
     [-1, 1] and eps re-derived from it, so that the pair stays consistent with x_t."""
     tt = _full(x, t)
-    eps = denoise(x, tt)
+    eps, _ = split_model_output(denoise(x, tt))
     x0_hat = predict_x0_from_eps(sched, x, tt, eps)
     if clip_x0:
         x0_hat = x0_hat.clamp(-1.0, 1.0)
@@ -181,11 +198,85 @@ def dpm_solver_pp_2m(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule,
     return x
 
 
-SAMPLERS: dict[str, Callable] = {"ancestral": ancestral, "ddim": ddim, "dpm++": dpm_solver_pp_2m}
+def _karras_denoised(denoise: Denoiser, sched: NoiseSchedule, y: torch.Tensor, t: int, sigma_t: float,
+                     clip_x0: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Karras et al.'s denoiser D(y; sigma_t) = y - sigma_t eps_theta(x_t, t) at x_t = y / sqrt(1 + sigma_t^2)
+    (their Table 1, VP), through `_denoised` (so clip_x0 clips D). Returns (x_t, D)."""
+    x_t = y / math.sqrt(1.0 + sigma_t**2)
+    return x_t, _denoised(denoise, sched, x_t, t, clip_x0)[1]
+
+
+@torch.no_grad()
+def heun(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = 18,
+         generator: torch.Generator | None = None, clip_x0: bool = False,
+         callback: Callable | None = None, spacing: Spacing = "karras") -> torch.Tensor:
+    """Karras et al. (2022), Algorithm 1: Heun's second-order method for the probability-flow ODE
+    dy/dsigma = (y - D(y; sigma)) / sigma in y = x_t / sqrt(abar_t), over the levels sigma_i of the
+    visited steps (Karras spacing with rho = 7 by default, their eq. 5). Per level:
+    d_i = (y_i - D(y_i; sigma_i)) / sigma_i, y_{i+1} = y_i + (sigma_{i+1} - sigma_i) d_i (Euler), then,
+    unless sigma_{i+1} = 0, y_{i+1} = y_i + (sigma_{i+1} - sigma_i) (d_i + d'_i) / 2 with d'_i the slope
+    at the Euler point. `steps` is their N (noise levels), so 2N - 1 network evaluations (N = 18:
+    35). Starts from y_T = x_T / sqrt(abar_T). Deterministic: `generator` is unused."""
+    del generator
+    taus = timestep_sequence(sched, steps, spacing)
+    sig = sigma_table(sched).tolist()
+    y = x_T * math.sqrt(1.0 + sig[taus[0]] ** 2)
+    K = len(taus) - 1
+    for i in range(K, 0, -1):
+        t, s = taus[K - i], taus[K - i + 1]
+        sigma_t, sigma_s = sig[t], sig[s]
+        x_t, D = _karras_denoised(denoise, sched, y, t, sigma_t, clip_x0)
+        if callback is not None:
+            callback(i, t, x_t, D)
+        d = (y - D) / sigma_t                                             # Algorithm 1, line 4
+        y_next = y + (sigma_s - sigma_t) * d                              # line 5: Euler step
+        if s > 0:                                                         # line 6: second-order correction
+            _, D_next = _karras_denoised(denoise, sched, y_next, s, sigma_s, clip_x0)
+            d_next = (y_next - D_next) / sigma_s                          # line 7
+            y_next = y + (sigma_s - sigma_t) * (0.5 * d + 0.5 * d_next)   # line 8
+        y = y_next
+    return y
+
+
+@torch.no_grad()
+def euler_ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = 50,
+                    generator: torch.Generator | None = None, clip_x0: bool = False,
+                    callback: Callable | None = None, spacing: Spacing = "karras") -> torch.Tensor:
+    """Euler-ancestral sampling in Karras et al.'s variables y = x_t / sqrt(abar_t) (Karras spacing
+    with rho = 7 by default): each step from sigma_t to sigma_s draws from the DDPM posterior
+    q(y_s | y_t, x_0 = D(y_t; sigma_t)) = N(D + sigma_s^2 / sigma_t^2 (y_t - D), sigma_up^2), written as
+    an Euler step of the ODE to sigma_down followed by fresh noise (SPEC section 6):
+        sigma_up = sigma_s sqrt(1 - sigma_s^2 / sigma_t^2),  sigma_down = sigma_s^2 / sigma_t,
+        y_s = y_t + (sigma_down - sigma_t) d + sigma_up z,   d = (y_t - D) / sigma_t,  z ~ N(0, I),
+    and no noise on the last step (sigma_s = 0 gives y = D). This is DDIM with eta = 1 (Song et al.
+    2021, eq. 16); with all T steps it is ancestral sampling with sigma_t^2 = beta~_t. `steps`
+    network evaluations; noise from `generator`."""
+    taus = timestep_sequence(sched, steps, spacing)
+    sig = sigma_table(sched).tolist()
+    y = x_T * math.sqrt(1.0 + sig[taus[0]] ** 2)
+    K = len(taus) - 1
+    for i in range(K, 0, -1):
+        t, s = taus[K - i], taus[K - i + 1]
+        sigma_t, sigma_s = sig[t], sig[s]
+        x_t, D = _karras_denoised(denoise, sched, y, t, sigma_t, clip_x0)
+        if callback is not None:
+            callback(i, t, x_t, D)
+        sigma_up = sigma_s * math.sqrt(max(1.0 - sigma_s**2 / sigma_t**2, 0.0))   # posterior std
+        sigma_down = sigma_s**2 / sigma_t
+        d = (y - D) / sigma_t
+        y = y + (sigma_down - sigma_t) * d                                 # Euler step to sigma_down
+        if s > 0:
+            z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+            y = y + sigma_up * z                                           # fresh noise
+    return y
+
+
+SAMPLERS: dict[str, Callable] = {"ancestral": ancestral, "ddim": ddim, "dpm++": dpm_solver_pp_2m,
+                                 "heun": heun, "euler-ancestral": euler_ancestral}
 
 
 def get_sampler(name: str) -> Callable:
-    """The sampler function named "ancestral", "ddim" or "dpm++"."""
+    """The sampler function named "ancestral", "ddim", "dpm++", "heun" or "euler-ancestral"."""
     if name not in SAMPLERS:
         raise choice_error("sampler", name, SAMPLERS)
     return SAMPLERS[name]

@@ -89,14 +89,15 @@ def asset_path(dataset: str, suffix: str) -> Path:
 
 def save_classifier(model: DigitClassifier, card: ClassifierCard, weights: Path) -> Path:
     """Write `weights` (safetensors) and the card next to it (same stem, .json). Returns the card path."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from genmodels.atomic import write_bytes, write_text
 
     weights = Path(weights)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"dataset": card.dataset, "num_classes": str(card.num_classes)})
+    write_bytes(weights, save(state, metadata={"dataset": card.dataset, "num_classes": str(card.num_classes)}))
     card_path = weights.with_suffix(".json")
-    card_path.write_text(json.dumps(card.__dict__, indent=2) + "\n")
+    write_text(card_path, json.dumps(card.__dict__, indent=2) + "\n")
     return card_path
 
 

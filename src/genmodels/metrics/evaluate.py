@@ -56,7 +56,16 @@ class EvalConfig:
     k_pr: int = param(3, "nearest neighbours for precision/recall (Kynkaanniemi et al.)")
     k_dc: int = param(5, "nearest neighbours for density/coverage (Naeem et al.)")
     is_splits: int = param(10, "Inception-Score-style score: number of splits")
-    k: int = param(100, "importance samples for model-specific likelihood metrics (IWAE uses 5000)")
+    k: int = param(100, "importance samples for model-specific likelihood metrics (IWAE uses 5000; DDPM: forward "
+                   "trajectories of the eq. 4.8 estimate)")
+    nll_estimates: str = param("bound,is,ode", "DDPM 'nll': which likelihood estimates to report, comma-separated: "
+                               "bound (Theorem 8), is (eq. 4.8 with k trajectories), ode (probability-flow ODE)")
+    ode_trace: str = param("auto", "DDPM ODE likelihood: divergence exact (D backward passes), hutchinson, or "
+                           "auto (exact up to 16 dimensions)", choices=("auto", "exact", "hutchinson"))
+    ode_probes: int = param(1, "DDPM ODE likelihood: Hutchinson probes, fixed along the path")
+    ode_probe: str = param("rademacher", "DDPM ODE likelihood: probe distribution", choices=("rademacher", "gaussian"))
+    ode_rtol: float = param(1e-5, "DDPM ODE likelihood: relative tolerance of the RK45 solver (Song et al.: 1e-5)")
+    ode_atol: float = param(1e-5, "DDPM ODE likelihood: absolute tolerance of the RK45 solver (Song et al.: 1e-5)")
     seed: int = param(0, "seed of the sampling generator and of the subsets drawn")
     floor: bool = param(True, "also compute the real-data floor (real test vs real train)")
     device: str = param("auto", "device for the model and the extractor: auto (CUDA when available), cpu, cuda, cuda:N")
@@ -68,6 +77,10 @@ class EvalConfig:
         require(self.kid_subsets >= 1 and self.kid_subset_size >= 2, "kid_subsets must be >= 1 and kid_subset_size >= 2")
         require(self.k_pr >= 1 and self.k_dc >= 1, "k_pr and k_dc must be >= 1")
         require(self.is_splits >= 1, f"is_splits must be >= 1, got {self.is_splits}")
+        require(self.k >= 1, f"k must be >= 1, got {self.k}")
+        require(self.ode_probes >= 1, f"ode_probes must be >= 1, got {self.ode_probes}")
+        require(self.ode_rtol > 0 and self.ode_atol > 0,
+                f"ode_rtol and ode_atol must be > 0, got {self.ode_rtol}, {self.ode_atol}")
         if self.extractor not in ("", *F.EXTRACTORS):
             raise choice_error("extractor", self.extractor, F.EXTRACTORS)
 
@@ -332,6 +345,9 @@ def evaluate(train: Dataset, test: Dataset, cfg: EvalConfig, *, samples: Callabl
         g = torch.Generator(device=model_device(model)).manual_seed(cfg.seed + 2)
         subset = Dataset(x=reference, y=None if test.y is None else test.y[ref_idx], name=test.name, kind=test.kind,
                          num_classes=test.num_classes, modes=test.modes, mode_std=test.mode_std)
-        for key, v in model.evaluate(name, subset, n=n, batch_size=cfg.batch_size, k=cfg.k, generator=g).items():
+        options = dict(estimates=cfg.nll_estimates, ode_trace=cfg.ode_trace, ode_probes=cfg.ode_probes,
+                       ode_probe=cfg.ode_probe, ode_rtol=cfg.ode_rtol, ode_atol=cfg.ode_atol)
+        for key, v in model.evaluate(name, subset, n=n, batch_size=cfg.batch_size, k=cfg.k, generator=g,
+                                     **options).items():
             report.rows.append(MetricRow(f"{name}:{key}" if key != name else name, float(v)))
     return report

@@ -3,13 +3,16 @@
 The maths lives in `genmodels.diffusion` (schedule, Gaussian kernels, losses, Theorem 8 bound,
 samplers); the networks in `genmodels.nets` (U-Net for images, MLP denoiser for points). This
 module wires them to the trainer's contract (`genmodels.models.base`): one training step of
-Algorithm 4.1 (or L_vlb / hybrid), sampling by Algorithm 4.2, DDIM or DPM-Solver++ with
-optional classifier-free guidance, and the bits/dim bound of Theorem 8 as `evaluate("nll")`.
+Algorithm 4.1 (or L_vlb / L_hybrid, with learned variances and importance-sampled t as options),
+sampling by Algorithm 4.2, DDIM, DPM-Solver++, Heun or Euler-ancestral with optional
+classifier-free guidance, and three likelihood estimates as `evaluate("nll")`: the Theorem 8
+bound, the eq. 4.8 importance-sampling estimate and the probability-flow ODE.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -17,12 +20,20 @@ from torch import nn
 from genmodels.config_fields import check_choices, param, require
 from genmodels.data.dataset import DataSpec, Dataset
 from genmodels.diffusion.bound import bits_per_dim, bound_terms
-from genmodels.diffusion.losses import diffusion_loss, output_to_eps, sample_training_inputs
+from genmodels.diffusion.conditioning import check_known, repaint, sdedit
+from genmodels.diffusion.loglik import log_likelihood_is
+from genmodels.diffusion.losses import diffusion_loss, output_to_eps, output_to_eps_at, sample_training_inputs
+from genmodels.diffusion.noise_levels import sigma_at
+from genmodels.diffusion.ode_likelihood import dequantise, ode_log_likelihood
 from genmodels.diffusion.samplers import get_sampler
 from genmodels.diffusion.schedule import NoiseSchedule
-from genmodels.errors import ConfigError, choice_error
+from genmodels.diffusion.t_sampler import ImportanceTimestepSampler
+from genmodels.errors import ConfigError, DataError, choice_error
 from genmodels.nets.denoiser_mlp import DenoiserMLP
 from genmodels.nets.unet import UNet
+
+
+MAX_T = 1_000_000  # diffusion steps; each schedule tensor holds T values (Ho et al.: 1000)
 
 
 @dataclass
@@ -33,12 +44,24 @@ class DDPMConfig:
                           choices=("linear", "cosine"))
     T: int = param(1000, "number of diffusion steps T")
     variance: str = param("beta", "reverse-process variance sigma_t^2 (seed Remark 7): beta = beta_t, "
-                          "beta_tilde = posterior variance", choices=("beta", "beta_tilde"))
-    loss: str = param("simple", "objective: simple (Algorithm 4.1), vlb (Theorem 8 bound), hybrid (simple + lambda vlb)",
-                      choices=("simple", "vlb", "hybrid"))
-    hybrid_lambda: float = param(0.001, "weight lambda of L_vlb in the hybrid loss (Nichol & Dhariwal)")
-    prediction: str = param("eps", "what the network predicts: eps (Ho et al.), x0, or v (Salimans & Ho)",
-                            choices=("eps", "x0", "v"))
+                          "beta_tilde = posterior variance (ignored with learn_sigma)", choices=("beta", "beta_tilde"))
+    learn_sigma: bool = param(False, "the network also outputs v and learns Sigma = exp(v log beta_t + (1 - v) "
+                              "log beta~_t) (Nichol & Dhariwal eq. 15); train it with loss = hybrid or vlb")
+    loss: str = param("simple", "objective: simple (Algorithm 4.1), vlb (Theorem 8 bound), hybrid (Nichol & "
+                      "Dhariwal's L_simple + lambda L_vlb, L_vlb training only the learned variance; needs "
+                      "learn_sigma), simple+vlb (the same sum without their stop-gradient, so L_vlb also trains "
+                      "the mean; what 'hybrid' meant before learn_sigma existed)",
+                      choices=("simple", "vlb", "hybrid", "simple+vlb"))
+    hybrid_lambda: float = param(0.001, "weight lambda of L_vlb in the hybrid and simple+vlb losses (Nichol & Dhariwal)")
+    t_sampler: str = param("uniform", "how t is drawn in training: uniform (Algorithm 4.1) or importance (p_t "
+                           "proportional to sqrt(E[L_t^2]) over the last 10 values of each L_t, the loss "
+                           "reweighted by 1 / (T p_t); Nichol & Dhariwal sec. 3.3; needs a loss with L_vlb)",
+                           choices=("uniform", "importance"))
+    snr_gamma: float | None = param(None, "min-SNR-gamma weighting of the simple loss (Hang et al. 2023; 0 = off, "
+                                    "Ho et al.'s uniform weighting; unset: 5 as in the paper for images, 0 "
+                                    "for points)")
+    prediction: str = param("auto", "what the network predicts: auto (v for images, eps for points), eps (Ho et "
+                            "al.), x0, or v (Salimans & Ho)", choices=("auto", "eps", "x0", "v"))
     net: str = param("auto", "denoiser: auto (U-Net for images, MLP for points), unet, mlp",
                      choices=("auto", "unet", "mlp"))
     channels: int = param(16, "U-Net base channels (16 trains on a CPU in minutes; Ho et al. use 128)")
@@ -50,15 +73,28 @@ class DDPMConfig:
     mlp_width: int = param(256, "MLP denoiser hidden width (points data)")
     mlp_depth: int = param(4, "MLP denoiser residual blocks (points data)")
     mlp_octaves: int = param(6, "Fourier features sin/cos(2^k pi x), k < octaves, of the MLP's input (0 = raw x)")
-    lr: float = param(0.0, "Adam learning rate (0 = 2e-4 for images as in Ho et al., 1e-3 for points)")
+    lr: float = param(0.0, "Adam learning rate (0 = 1e-3 for images and points; Ho et al. used 2e-4 for "
+                      "35.7M parameters, recipe ddpm-ho2020)")
     class_conditional: bool = param(False, "condition on labels (classifier-free guidance, Ho & Salimans 2022)")
     p_uncond: float = param(0.1, "label dropout probability when class-conditional (trains the unconditional model)")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""
         check_choices(self, "model")
-        require(self.T >= 2, f"model.T must be >= 2, got {self.T}")
+        require(2 <= self.T <= MAX_T, f"model.T must be in 2..{MAX_T}, got {self.T}")
         require(self.hybrid_lambda >= 0, f"model.hybrid_lambda must be >= 0, got {self.hybrid_lambda}")
+        require(self.snr_gamma is None or self.snr_gamma >= 0,
+                f"model.snr_gamma must be >= 0 (0 = off), got {self.snr_gamma}")
+        require(self.loss != "hybrid" or self.learn_sigma,
+                "model.loss = hybrid is Nichol & Dhariwal's L_hybrid, whose L_vlb term trains the learned variance: "
+                "set model.learn_sigma = true, or use model.loss = simple+vlb for L_simple + lambda L_vlb with a "
+                "fixed variance (what 'hybrid' meant before learn_sigma existed)")
+        require(self.loss != "simple" or not self.learn_sigma,
+                "model.learn_sigma with model.loss = simple leaves v untrained (L_simple does not depend on the "
+                "variance); use model.loss = hybrid or vlb")
+        require(self.t_sampler != "importance" or self.loss != "simple",
+                "model.t_sampler = importance draws t from the history of the L_vlb terms; it needs model.loss = "
+                "vlb, hybrid or simple+vlb")
         require(self.channels > 0 and len(self.channel_mults) > 0 and all(m > 0 for m in self.channel_mults),
                 f"model.channels and model.channel_mults must be positive, got {self.channels}, {self.channel_mults}")
         require(self.num_res_blocks >= 1, f"model.num_res_blocks must be >= 1, got {self.num_res_blocks}")
@@ -70,23 +106,57 @@ class DDPMConfig:
         require(self.lr >= 0, f"model.lr must be >= 0, got {self.lr}")
         require(0.0 <= self.p_uncond < 1.0, f"model.p_uncond must be in [0, 1), got {self.p_uncond}")
 
+    def for_data(self, spec: DataSpec) -> "DDPMConfig":
+        """A copy with the data-dependent defaults fixed for this kind of data (never its name).
+        Images (retuned for time to quality on 28x28, docs/ddpm.md): v prediction with min-SNR-5
+        weighting, Adam 1e-3. Points: eps prediction, uniform weighting, Adam 1e-3 (which with the
+        trainer's cosine decay covers grid25's 25 modes, docs/ddpm.md)."""
+        image = spec.kind == "image"
+        return replace(self, prediction=self.prediction if self.prediction != "auto" else ("v" if image else "eps"),
+                       snr_gamma=self.snr_gamma if self.snr_gamma is not None else (5.0 if image else 0.0),
+                       lr=self.lr or 1e-3)
+
+    @staticmethod
+    def upgrade_saved(table: dict) -> tuple[dict, list[str]]:
+        """A [model] table written by an older genmodels (a run's config.toml, a checkpoint), in
+        today's names, and a note per change. Before learned variances (tables without
+        learn_sigma), loss = "hybrid" was the fixed-variance L_simple + lambda L_vlb, now "simple+vlb";
+        "hybrid" is Nichol & Dhariwal's L_hybrid, which needs learn_sigma."""
+        if table.get("loss") == "hybrid" and "learn_sigma" not in table:
+            return {**table, "loss": "simple+vlb"}, [
+                "model.loss = 'hybrid' without model.learn_sigma was written before learned variances and is "
+                "read as 'simple+vlb' (the fixed-variance L_simple + lambda L_vlb it meant then); 'hybrid' now "
+                "means Nichol & Dhariwal's L_hybrid and needs model.learn_sigma = true"]
+        return table, []
+
 
 @dataclass
 class DDPMSampleOptions:
     """Options of `genmodels sample` for a DDPM run."""
 
-    sampler: str = param("ancestral", "ancestral (Algorithm 4.2), ddim (Song et al.), dpm++ (DPM-Solver++(2M))",
-                         choices=("ancestral", "ddim", "dpm++"))
-    steps: int = param(0, "network evaluations (0 = the sampler's default: T for ancestral, 50 for ddim, 20 for dpm++)")
+    sampler: str = param("ancestral", "ancestral (Algorithm 4.2), ddim (Song et al.), dpm++ (DPM-Solver++(2M)), "
+                         "heun (Karras et al. Algorithm 1), euler-ancestral (Karras et al.'s variables)",
+                         choices=("ancestral", "ddim", "dpm++", "heun", "euler-ancestral"))
+    steps: int = param(0, "visited noise levels, = network evaluations except for heun (Karras et al.'s N: 2N - 1 "
+                       "evaluations); 0 = the sampler's default: T for ancestral, 50 for ddim, 20 for dpm++, 18 "
+                       "for heun, 50 for euler-ancestral")
     eta: float = param(0.0, "DDIM eta (0 = deterministic, 1 = ancestral-like)")
-    spacing: str = param("auto", "visited steps: auto (uniform for ancestral/ddim, logsnr for dpm++), uniform, logsnr",
-                         choices=("auto", "uniform", "logsnr"))
+    spacing: str = param("auto", "visited steps: auto (uniform for ancestral/ddim, logsnr for dpm++, karras for "
+                         "heun/euler-ancestral), uniform, logsnr, karras (Karras et al. eq. 5, rho = 7)",
+                         choices=("auto", "uniform", "logsnr", "karras"))
     guidance: float = param(1.0, "classifier-free guidance scale w: eps_u + w (eps_c - eps_u); 1 = plain conditional, 0 = unconditional")
     label: int = param(-1, "class to generate (class-conditional runs; -1 = cycle through all classes)")
     clip_x0: bool = param(True, "clip the predicted x_0 to [-1, 1] at each step (images only; ignored for points)")
 
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range option."""
+        require(self.steps >= 0, f"sample.steps must be >= 0 (0 = the sampler's default), got {self.steps}")
+        require(0.0 <= self.eta <= 1.0, f"sample.eta must be in [0, 1], got {self.eta}")
+        require(self.label >= -1, f"sample.label must be -1 (all classes) or a class index, got {self.label}")
 
-DEFAULT_STEPS = {"ancestral": 0, "ddim": 50, "dpm++": 20}
+
+DEFAULT_STEPS = {"ancestral": 0, "ddim": 50, "dpm++": 20, "heun": 18, "euler-ancestral": 50}
+NLL_ESTIMATES = ("bound", "is", "ode")   # Theorem 8 bound, seed eq. 4.8, probability-flow ODE
 
 
 class _Standardiser(nn.Module):
@@ -114,6 +184,7 @@ class DDPM:
 
     def __init__(self, config: DDPMConfig, spec: DataSpec, device: torch.device | str = "cpu"):
         config.validate()
+        config = config.for_data(spec)          # prediction, loss weighting and learning rate by kind of data
         self.config, self.spec, self.device = config, spec, torch.device(device)
         self.sched = NoiseSchedule.named(config.schedule, config.T)
         self.is_image = spec.kind == "image"
@@ -123,25 +194,32 @@ class DDPM:
         if config.class_conditional and spec.num_classes < 1:
             raise ConfigError("model.class_conditional needs labelled data; this data set has no classes")
         num_classes = spec.num_classes if config.class_conditional else 0
+        # with learned variances the network outputs the prediction and v (Nichol & Dhariwal eq. 15)
+        out_factor = 2 if config.learn_sigma else 1
         if net_kind == "unet":
             self.net: nn.Module = UNet(in_channels=spec.shape[0], channels=config.channels,
                                        channel_mults=config.channel_mults, num_res_blocks=config.num_res_blocks,
                                        attention_resolutions=config.attention_resolutions, dropout=config.dropout,
                                        num_classes=num_classes, heads=config.attention_heads,
-                                       image_size=min(spec.shape[1:]))
+                                       image_size=min(spec.shape[1:]), out_channels=out_factor * spec.shape[0])
         else:
             self.net = DenoiserMLP(dim=spec.dim, width=config.mlp_width, depth=config.mlp_depth,
                                    dropout=config.dropout if self.is_image else 0.0, num_classes=num_classes,
-                                   octaves=config.mlp_octaves)
+                                   octaves=config.mlp_octaves, out_dim=out_factor * spec.dim)
         self.net.to(self.device)
+        self.variance = "learned" if config.learn_sigma else config.variance   # Remark 7 or N&D eq. 15
         self.standardiser = _Standardiser(1 if self.is_image else spec.dim).to(self.device)
-        lr = config.lr or (2e-4 if self.is_image else 1e-3)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.t_sampler = (ImportanceTimestepSampler(config.T).to(self.device) if config.t_sampler == "importance"
+                          else None)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.decoder = "discretized" if self.is_image else "gaussian"
 
     # --- the contract -------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:  # noqa: D102
-        return {"denoiser": self.net, "standardiser": self.standardiser}
+        out = {"denoiser": self.net, "standardiser": self.standardiser}
+        if self.t_sampler is not None:              # the history of L_t, saved so that resume is exact
+            out["t_sampler"] = self.t_sampler
+        return out
 
     def ema_modules(self) -> dict[str, nn.Module]:  # noqa: D102
         return {"denoiser": self.net}
@@ -156,15 +234,19 @@ class DDPM:
         return x if self.is_image else x * self.standardiser.scale + self.standardiser.shift
 
     def train_step(self, batch, ctx) -> dict[str, float]:
-        """One step of Algorithm 4.1 (or the L_vlb / hybrid objective) on a minibatch (x, y)."""
+        """One step of Algorithm 4.1 (or the L_vlb / L_hybrid objective) on a minibatch (x, y)."""
         x, y = batch
         x = x.to(self.device, torch.float32)
+        gather = ctx.global_batch if hasattr(ctx, "global_batch") else (lambda z: z)
         if not self.is_image:
             # fitted on the global batch so that it does not depend on the number of processes
-            self.standardiser.fit(ctx.global_batch(x) if hasattr(ctx, "global_batch") else x)
+            self.standardiser.fit(gather(x))
         x0 = self._to_model_space(x)
         self.net.train()
-        t, eps, xt = sample_training_inputs(self.sched, x0, ctx.generator)       # Algorithm 4.1, steps 2-4
+        t, t_weights = None, None
+        if self.t_sampler is not None:                                           # Nichol & Dhariwal sec. 3.3
+            t, t_weights = self.t_sampler.sample(x0.shape[0], ctx.generator, self.device)
+        t, eps, xt = sample_training_inputs(self.sched, x0, ctx.generator, t)    # Algorithm 4.1, steps 2-4
         labels = None
         if self.config.class_conditional:
             labels = y.to(self.device).long()
@@ -173,26 +255,58 @@ class DDPM:
         with ctx.autocast():
             output = self.net(xt, t.float(), labels)
         c = self.config
-        losses = diffusion_loss(self.sched, output.float(), x0, xt, t, eps, loss=c.loss, prediction=c.prediction,
-                                variance=c.variance, hybrid_lambda=c.hybrid_lambda, decoder=self.decoder)
+        prediction, v = self._split(output.float())
+        losses = diffusion_loss(self.sched, prediction, x0, xt, t, eps, loss=c.loss, prediction=c.prediction,
+                                variance=self.variance, hybrid_lambda=c.hybrid_lambda, decoder=self.decoder,
+                                snr_gamma=c.snr_gamma, v=v, t_weights=t_weights)
         ctx.optimize(losses["loss"], self.opt, [self.net])                       # Algorithm 4.1, step 5
+        vlb_terms = losses.pop("vlb_terms", None)
+        if self.t_sampler is not None:      # the history grows from the global batch: the same on every rank
+            self.t_sampler.update(gather(t), gather(vlb_terms))
         return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's output as (prediction (eps, x0 or v target), v of eq. 15 or None)."""
+        if not self.config.learn_sigma:
+            return out, None
+        prediction, v = out.chunk(2, dim=1)
+        return prediction, v
 
     def eps_fn(self, labels: torch.Tensor | None = None, guidance: float = 1.0):
         """The noise predictor denoise(x_t, t) -> eps_theta used by samplers and bounds, with
-        classifier-free guidance eps_u + w (eps_c - eps_u) when w != 1 (Ho & Salimans 2022)."""
+        classifier-free guidance eps_u + w (eps_c - eps_u) when w != 1 (Ho & Salimans 2022). With
+        learned variances it returns (eps_theta, v) (`diffusion.gaussian.split_model_output`); a
+        guided v is the conditional one."""
+        c = self.config
+
+        def answer(eps: torch.Tensor, v: torch.Tensor | None):
+            return eps if v is None else (eps, v)
+
+        def denoise(xt: torch.Tensor, t: torch.Tensor):
+            if labels is None or guidance == 1.0:
+                out, v = self._split(self.net(xt, t.float(), labels).float())
+                return answer(output_to_eps(self.sched, out, xt, t, c.prediction), v)
+            if guidance == 0.0:
+                out, v = self._split(self.net(xt, t.float(), None).float())
+                return answer(output_to_eps(self.sched, out, xt, t, c.prediction), v)
+            both, v = self._split(self.net(torch.cat([xt, xt]), torch.cat([t, t]).float(),
+                                           torch.cat([labels, torch.full_like(labels, -1)])).float())
+            eps_c, eps_u = output_to_eps(self.sched, both, torch.cat([xt, xt]), torch.cat([t, t]), c.prediction).chunk(2)
+            return answer(eps_u + guidance * (eps_c - eps_u), None if v is None else v.chunk(2)[0])
+
+        return denoise
+
+    def ode_eps_fn(self):
+        """eps_theta(x_t, t) at fractional steps t (float (B,)) for the probability-flow ODE: the
+        network reads t as it is (its time embedding is continuous) and an x_0 or v output is
+        converted with abar(t) = 1 / (1 + sigma(t)^2) (`noise_levels.sigma_at`). Differentiable in x_t."""
         c = self.config
 
         def denoise(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            if labels is None or guidance == 1.0:
-                out = self.net(xt, t.float(), labels)
-                return output_to_eps(self.sched, out.float(), xt, t, c.prediction)
-            if guidance == 0.0:
-                out = self.net(xt, t.float(), None)
-                return output_to_eps(self.sched, out.float(), xt, t, c.prediction)
-            both = self.net(torch.cat([xt, xt]), torch.cat([t, t]).float(), torch.cat([labels, torch.full_like(labels, -1)]))
-            eps_c, eps_u = output_to_eps(self.sched, both.float(), torch.cat([xt, xt]), torch.cat([t, t]), c.prediction).chunk(2)
-            return eps_u + guidance * (eps_c - eps_u)
+            out, _ = self._split(self.net(xt, t.float(), None).float())
+            sigma = sigma_at(self.sched, t).reshape(-1, *([1] * (xt.dim() - 1)))
+            alpha_bar = (1.0 / (1.0 + sigma**2)).to(xt.dtype)
+            return output_to_eps_at(out, xt, alpha_bar, c.prediction)
 
         return denoise
 
@@ -218,6 +332,16 @@ class DDPM:
     def sample(self, n: int, *, generator: torch.Generator | None = None, callback=None, **options) -> torch.Tensor:
         """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D).
         options: the fields of DDPMSampleOptions."""
+        opts, sampler, steps, extra = self._sampler_setup(options)
+        labels = self._labels(n, opts.label, opts.guidance)
+        self.net.eval()
+        x_T = torch.randn((n, *self.spec.shape), generator=generator, device=self.device)   # Algorithm 4.2, step 1
+        x0 = sampler(self.eps_fn(labels, opts.guidance), x_T, self.sched, steps=steps, generator=generator,
+                     clip_x0=opts.clip_x0 and self.is_image, callback=callback, **extra)
+        return self._to_data_space(x0).clamp(-1, 1) if self.is_image else self._to_data_space(x0)
+
+    def _sampler_setup(self, options: dict):
+        """The sample options checked, as (DDPMSampleOptions, sampler function, steps, its keyword options)."""
         unknown = set(options) - set(DDPMSampleOptions.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown DDPM sample option(s) {sorted(unknown)}; valid: "
@@ -226,46 +350,133 @@ class DDPM:
         check_choices(opts, "sample")
         steps = opts.steps or DEFAULT_STEPS[opts.sampler] or None
         sampler = get_sampler(opts.sampler)
-        extra = {"variance": self.config.variance} if opts.sampler == "ancestral" else {}
+        extra = {"variance": self.variance} if opts.sampler == "ancestral" else {}
         if opts.sampler == "ddim":
             extra["eta"] = opts.eta
         if opts.spacing != "auto":
             extra["spacing"] = opts.spacing
-        labels = self._labels(n, opts.label, opts.guidance)
+        return opts, sampler, steps, extra
+
+    def _check_image_run(self, what: str) -> None:
+        if not self.is_image:
+            raise ConfigError(f"{what} needs a DDPM trained on images; this run's data are points {self.spec.shape}")
+
+    @torch.no_grad()
+    def inpaint(self, x_known: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator | None = None,
+                jump_length: int = 10, resample: int = 10, callback=None, **options) -> torch.Tensor:
+        """Fill the pixels where mask = 0 of x_known (B, C, H, W) in [-1, 1] by RePaint (Lugmayr et al.
+        2022; `diffusion.conditioning.repaint`), keeping those where mask = 1 exactly. mask:
+        (B or 1, 1 or C, H, W) of 0 / 1. jump_length j and resample r: their sec. 4.2 (10 and 10
+        in the paper, with T = 250; about r x steps network calls). options: the ancestral
+        DDPMSampleOptions (steps, spacing, guidance, label, clip_x0). Returns (B, C, H, W) in [-1, 1]."""
+        self._check_image_run("inpainting")
+        opts, _, steps, extra = self._sampler_setup(options)
+        if opts.sampler != "ancestral":
+            raise ConfigError(f"inpainting runs RePaint's ancestral steps; sampler {opts.sampler!r} does not apply")
+        x_known, mask = check_known(x_known.to(self.device), mask.to(self.device), tuple(self.spec.shape))
+        labels = self._labels(len(x_known), opts.label, opts.guidance)
         self.net.eval()
-        x_T = torch.randn((n, *self.spec.shape), generator=generator, device=self.device)   # Algorithm 4.2, step 1
-        x0 = sampler(self.eps_fn(labels, opts.guidance), x_T, self.sched, steps=steps, generator=generator,
-                     clip_x0=opts.clip_x0 and self.is_image, callback=callback, **extra)
-        return self._to_data_space(x0).clamp(-1, 1) if self.is_image else self._to_data_space(x0)
+        x_T = torch.randn(x_known.shape, generator=generator, device=self.device)
+        x0 = repaint(self.eps_fn(labels, opts.guidance), x_T, self.sched, x_known, mask, steps=steps,
+                     generator=generator, clip_x0=opts.clip_x0, callback=callback, jump_length=jump_length,
+                     resample=resample, **extra)
+        return x0.clamp(-1, 1)
+
+    @torch.no_grad()
+    def img2img(self, x: torch.Tensor, strength: float, *, generator: torch.Generator | None = None,
+                callback=None, **options) -> torch.Tensor:
+        """SDEdit (Meng et al. 2022; `diffusion.conditioning.sdedit`): noise the images x (B, C, H, W) in
+        [-1, 1] to t0 = round(strength T) with q(x_t0 | x_0), then run the sampler of `options` (the
+        DDPMSampleOptions: sampler, steps (capped at t0), ...) from t0 to 0. strength 0 returns x;
+        1 starts from q(x_T | x_0). Returns (B, C, H, W) in [-1, 1]."""
+        self._check_image_run("image-to-image")
+        opts, sampler, steps, extra = self._sampler_setup(options)
+        C, H, W = self.spec.shape
+        if x.dim() != 4 or tuple(x.shape[1:]) != (C, H, W):
+            raise DataError(f"image-to-image: the images must have shape (B, {C}, {H}, {W}), got {tuple(x.shape)}")
+        x = x.to(self.device, torch.float32)
+        if not bool(torch.isfinite(x).all()) or float(x.abs().max()) > 1.0:
+            raise DataError("image-to-image: the images must be finite and in [-1, 1]")
+        labels = self._labels(len(x), opts.label, opts.guidance)
+        self.net.eval()
+        x0 = sdedit(sampler, self.eps_fn(labels, opts.guidance), x, self.sched, strength, steps=steps,
+                    generator=generator, clip_x0=opts.clip_x0, callback=callback, **extra)
+        return x0.clamp(-1, 1)
 
     @torch.no_grad()
     def evaluate(self, metric: str, data: Dataset, *, n: int = 256, batch_size: int = 128,
-                 num_timesteps: int | None = None, generator: torch.Generator | None = None, **_) -> dict[str, float]:
-        """metric "nll": the Theorem 8 bound (seed eq. 4.10) on the first n examples of `data`,
-        per term and in total: keys bpd_L_T, bpd_L_1:T-1, bpd_L_0, bpd_total (images) or
-        nats_per_dim_* (points), and n. Costs T network calls per batch of `batch_size`. Images: bits/dim with the discretised decoder (data must be on the
-        8-bit grid). Points: nats/dim with a continuous Gaussian decoder, in data coordinates.
-        num_timesteps: None uses all T - 1 KL terms; k draws k of them (unbiased, faster)."""
+                 num_timesteps: int | None = None, generator: torch.Generator | None = None,
+                 estimates: str = "bound,is,ode", k: int = 100, ode_trace: str = "auto", ode_probes: int = 1,
+                 ode_probe: str = "rademacher", ode_rtol: float = 1e-5, ode_atol: float = 1e-5,
+                 **_) -> dict[str, float]:
+        """metric "nll": likelihood estimates on the first n examples of `data`, averaged over them,
+        each named in `estimates` (comma-separated; each runs over all batches of `batch_size`
+        before the next, so that one's numbers do not depend on which others run):
+
+        bound: the Theorem 8 bound (seed eq. 4.10) per term and in total: bpd_L_T, bpd_L_1:T-1,
+               bpd_L_0, bpd_total. T network calls per batch; num_timesteps: None uses all T - 1 KL
+               terms, k' < T - 1 draws k' of them (unbiased, faster).
+        is:    seed eq. 4.8 with k forward trajectories per example (`log_likelihood_is`): bpd_is, and
+               is_k = k. In expectation an upper bound on -log p_theta(x_0) that tightens with k
+               (k = 1 is the bound). T k network calls per example.
+        ode:   the probability-flow ODE (`ode_likelihood.py`): bpd_ode, and ode_nfe, the solver's
+               drift evaluations per batch (averaged); images are dequantised uniformly within their
+               8-bit bins. ode_trace (auto / exact / hutchinson), ode_probes and ode_probe
+               (rademacher / gaussian) choose the divergence estimate, ode_rtol / ode_atol the
+               solver's tolerances (Song et al.: 1e-5).
+        Images: bits/dim (the discretised decoder for the bound and eq. 4.8; the data must be on the
+        8-bit grid). Points: nats/dim (nats_per_dim_* keys; continuous Gaussian decoder, in data
+        coordinates). With learned variances, the bound and eq. 4.8 use Sigma_theta. Also n."""
         if metric not in self.metric_names:
             raise choice_error("DDPM metric", metric, self.metric_names)
+        names = [e.strip() for e in estimates.split(",") if e.strip()]
+        for e in names:
+            if e not in NLL_ESTIMATES:
+                raise choice_error("DDPM likelihood estimate", e, NLL_ESTIMATES)
+        if not names:
+            raise ConfigError(f"name at least one likelihood estimate of {', '.join(NLL_ESTIMATES)}")
+        if k < 1:
+            raise ConfigError(f"k (eq. 4.8 trajectories) must be >= 1, got {k}")
         self.net.eval()
         x = data.x[:n]
         D = self.spec.dim
-        sums: dict[str, float] = {}
-        for i in range(0, len(x), batch_size):
-            x0 = self._to_model_space(x[i:i + batch_size].to(self.device, torch.float32))
-            terms = bound_terms(self.eps_fn(), self.sched, x0, variance=self.config.variance, decoder=self.decoder,
-                                generator=generator, num_timesteps=num_timesteps)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.sum())
+        batches = [self._to_model_space(x[i:i + batch_size].to(self.device, torch.float32))
+                   for i in range(0, len(x), batch_size)]
+        sums: dict[str, float] = {}                          # nats summed over examples, in model space
+        extra: dict[str, float] = {}
+        if "bound" in names:
+            for x0 in batches:
+                terms = bound_terms(self.eps_fn(), self.sched, x0, variance=self.variance, decoder=self.decoder,
+                                    generator=generator, num_timesteps=num_timesteps)       # seed eq. 4.10
+                for key, v in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(v.sum())
+        if "is" in names:
+            for x0 in batches:
+                log_p = log_likelihood_is(self.eps_fn(), self.sched, x0, num_trajectories=k, variance=self.variance,
+                                          decoder=self.decoder, generator=generator,
+                                          chunk=max(1, batch_size // len(x0)))              # seed eq. 4.8
+                sums["is"] = sums.get("is", 0.0) - float(log_p.sum())
+            extra["is_k"] = float(k)
+        if "ode" in names:
+            nfe = 0
+            for x0 in batches:
+                xq = dequantise(x0, generator) if self.is_image else x0
+                result = ode_log_likelihood(self.ode_eps_fn(), self.sched, xq, trace=ode_trace, probes=ode_probes,
+                                            probe=ode_probe, rtol=ode_rtol, atol=ode_atol, generator=generator)
+                dequant = D * math.log(2.0 / 255.0) if self.is_image else 0.0          # + D log w (bin width)
+                sums["ode"] = sums.get("ode", 0.0) - float((result.log_p + dequant).sum())
+                nfe += result.nfe
+            extra["ode_nfe"] = nfe / len(batches)
         count = len(x)
         if self.is_image:
-            out = {f"bpd_{k}": float(bits_per_dim(v / count, D)) for k, v in sums.items()}
+            out = {f"bpd_{key}": float(bits_per_dim(v / count, D)) for key, v in sums.items()}
         else:
             log_scale = float(torch.log(self.standardiser.scale).sum())      # change of variables to data space
-            sums["total"] += log_scale
-            sums["L_0"] += log_scale
-            out = {f"nats_per_dim_{k}": v / count / D for k, v in sums.items()}
+            for key in ("total", "L_0", "is", "ode"):
+                if key in sums:
+                    sums[key] += log_scale * count
+            out = {f"nats_per_dim_{key}": v / count / D for key, v in sums.items()}
+        out.update(extra)
         out["n"] = float(count)
         return out
 

@@ -1,6 +1,6 @@
 """An MLP denoiser for low-dimensional data (2-D toys, tabular points): residual SiLU blocks
 conditioned on a sinusoidal time embedding (and optionally a label). It knows nothing about
-diffusion: (x (B, D), t (B,) or scalar, y (B,) or None) -> (B, D)."""
+diffusion: (x (B, D), t (B,) or scalar, y (B,) or None) -> (B, D) (or (B, out_dim))."""
 
 from __future__ import annotations
 
@@ -40,17 +40,18 @@ def fourier_features(x: torch.Tensor, octaves: int) -> torch.Tensor:
 class DenoiserMLP(nn.Module):
     """dim: data dimension D; width: hidden width; depth: residual blocks; octaves: Fourier
     features of the input coordinates (0 = raw x); num_classes > 0 adds a label embedding with a
-    null label (y None or -1)."""
+    null label (y None or -1); out_dim: outputs per example (None = dim; 2 * dim when a diffusion
+    model also predicts its variance)."""
 
     def __init__(self, dim: int = 2, width: int = 256, depth: int = 4, dropout: float = 0.0, num_classes: int = 0,
-                 octaves: int = 0):
+                 octaves: int = 0, out_dim: int | None = None):
         super().__init__()
         self.octaves = octaves
         self.inp = nn.Linear(dim * (1 + 2 * octaves), width)
         self.time_embed = TimeEmbedding(min(width, 128), width)
         self.label_embed = LabelEmbedding(num_classes, width) if num_classes > 0 else None
         self.blocks = nn.ModuleList(_Block(width, dropout) for _ in range(depth))
-        self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, dim))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, out_dim or dim))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float | int, y: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
         emb = self.time_embed(t, x.shape[0], x.device)

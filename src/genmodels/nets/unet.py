@@ -2,7 +2,7 @@
 self-attention at low resolutions (the architecture of Ho et al. 2020, after PixelCNN++), for
 square or rectangular images of any size (inputs are padded to a multiple of the total
 downsampling factor and cropped back). It knows nothing about diffusion: it maps
-(x, t, y) -> a tensor shaped like x, where t is any number per example.
+(x, t, y) -> a tensor shaped like x (or with `out_channels` channels), where t is any number per example.
 """
 
 from __future__ import annotations
@@ -83,13 +83,15 @@ class UNet(nn.Module):
     attention_resolutions: feature-map sizes (smaller side after padding) that get self-attention
     dropout:       dropout inside residual blocks
     num_classes:   > 0 adds a label embedding (with a null label for y = None or -1)
+    out_channels:  output channels (None = in_channels; 2 * in_channels when a diffusion model
+                   also predicts its variance)
 
-    forward(x (B, C, H, W), t (B,) or scalar, y (B,) int64 or None) -> (B, C, H, W).
+    forward(x (B, C, H, W), t (B,) or scalar, y (B,) int64 or None) -> (B, out_channels, H, W).
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 64, channel_mults: Sequence[int] = (1, 2, 2),
                  num_res_blocks: int = 2, attention_resolutions: Sequence[int] = (7,), dropout: float = 0.1,
-                 num_classes: int = 0, heads: int = 1, image_size: int = 28):
+                 num_classes: int = 0, heads: int = 1, image_size: int = 28, out_channels: int | None = None):
         super().__init__()
         self.levels = len(channel_mults)
         f = 2 ** (self.levels - 1)
@@ -122,7 +124,7 @@ class UNet(nn.Module):
                 ch = channels * mult
             if level > 0:
                 self.up.append(_Stage(nn.Conv2d(ch, ch, 3, padding=1), sample=True, upsample=True))
-        self.out = nn.Sequential(_norm(ch), nn.SiLU(), nn.Conv2d(ch, in_channels, 3, padding=1))
+        self.out = nn.Sequential(_norm(ch), nn.SiLU(), nn.Conv2d(ch, out_channels or in_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 

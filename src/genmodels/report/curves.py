@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import math
 
-SKIP = ("step", "epoch", "time")
+SKIP = ("step", "epoch", "time", "cpu_time")
 
 
 def series_of(records: list[dict]) -> dict[str, list[tuple[int, float]]]:

@@ -124,7 +124,7 @@ def summary_section(config: dict, records: list[dict], checkpoint_step: int | No
         rows.append(["checkpoint step", checkpoint_step])
     if "time" in last:
         rows.append(["training time (s)", last["time"]])
-    rows += [[f"last {k}", v] for k, v in last.items() if k not in ("step", "epoch", "time")]
+    rows += [[f"last {k}", v] for k, v in last.items() if k not in ("step", "epoch", "time", "cpu_time")]
     return table(None, rows, numeric_from=1)
 
 

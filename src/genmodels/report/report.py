@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 
+from genmodels.atomic import check_output_path, write_text
 from genmodels.errors import ConfigError
 from genmodels.report.html import REPORT_NAME, build_page
 from genmodels.report.views import render_views
@@ -34,6 +34,7 @@ def write_report(run_dir: str | Path, *, views: bool = True, device: str = "cpu"
 
     run_dir = Path(run_dir)
     config = read_config_table(run_dir)
+    path = check_output_path(out if out is not None else run_dir / REPORT_NAME)  # before the views are drawn
     records = read_metrics(run_dir / "metrics.jsonl")
     if views:
         result = render_views(run_dir, device=device, seed=seed)
@@ -41,9 +42,4 @@ def write_report(run_dir: str | Path, *, views: bool = True, device: str = "cpu"
     else:
         view_list, notes, step = [], ["model views not drawn (views=False / --no-views)"], None
     page = build_page(run_dir, config, records, view_list, notes, step)
-    path = Path(out) if out is not None else run_dir / REPORT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, page)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from genmodels.errors import ConfigError
 
-SKIP_KEYS = ("step", "epoch", "time")
+SKIP_KEYS = ("step", "epoch", "time", "cpu_time")
 
 
 @dataclass
@@ -50,7 +50,7 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def _last_record(path: Path) -> dict:
-    """The last complete JSON line of metrics.jsonl ({} if none), read from the end of the file."""
+    """The last complete JSON line of logged values in metrics.jsonl ({} if none), read from the end."""
     if not path.is_file():
         return {}
     with open(path, "rb") as f:
@@ -63,7 +63,7 @@ def _last_record(path: Path) -> dict:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a torn last line, or the first, cut, line of the window
-        if isinstance(record, dict) and "step" in record:
+        if isinstance(record, dict) and "step" in record and "event" not in record:  # events log no values
             return record
     return {}
 

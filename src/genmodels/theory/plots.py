@@ -22,10 +22,12 @@ def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0):
 
 
 def _save(fig, plots_dir: str | os.PathLike, name: str) -> str:
+    from genmodels.atomic import atomic_file
+
     path = Path(plots_dir) / f"theory_{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     return str(path)
 
 

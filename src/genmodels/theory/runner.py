@@ -8,6 +8,8 @@ from typing import Callable
 from genmodels.theory import diffusion_claims, feller, gan_claims, markov
 from genmodels.theory.check import Check
 
+LEARNED_V = 0.5   # the learned-variance checks: Sigma_t = sqrt(beta_t beta~_t) (Nichol & Dhariwal eq. 15)
+
 
 def checks(plots_dir: str | os.PathLike | None = None, seed: int = 0) -> list[tuple[str, Callable[[], object]]]:
     """(name, thunk) for each group of checks; a thunk returns a Check or a list of them."""
@@ -22,6 +24,8 @@ def checks(plots_dir: str | os.PathLike | None = None, seed: int = 0) -> list[tu
         ("prop6", lambda: markov.check_prop6(seed=seed)),
         ("theorem8-bound", lambda: diffusion_claims.check_theorem8_bound(seed=seed)),
         ("theorem8-loglik", lambda: diffusion_claims.check_theorem8_loglik(seed=seed, plots_dir=p)),
+        ("theorem8-learned", lambda: [diffusion_claims.check_theorem8_bound(seed=seed, v=LEARNED_V),
+                                      diffusion_claims.check_theorem8_loglik(seed=seed, v=LEARNED_V)]),
         ("remark7", lambda: diffusion_claims.check_remark7(seed=seed, plots_dir=p)),
     ]
 

@@ -12,21 +12,21 @@ A checkpoint is one `torch.save`d dict:
     data                     the data stream's epoch, position, permutation and generator state
     rng                      the step generator's state and the private global RNG state
 
-It is written to a temporary file in the same folder, flushed and fsync'd, then renamed over
-the old one (`os.replace` is atomic), so a crash leaves either the old or the new checkpoint,
-never half of one. It is read with `torch.load(weights_only=True)`, which refuses any pickled
+It is written by `genmodels.atomic.atomic_file`: to a temporary file in the same folder, flushed
+and fsync'd, then renamed over the old one (`os.replace` is atomic), so a crash leaves either the
+old or the new checkpoint, never half of one, and a full disk is an OutputError naming the file. It is read with `torch.load(weights_only=True)`, which refuses any pickled
 object other than tensors and plain containers.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from genmodels.atomic import atomic_file
 from genmodels.errors import CheckpointError
 
 FORMAT = "genmodels-checkpoint"
@@ -34,35 +34,11 @@ FORMAT_VERSION = 1
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """torch.save `obj` to `path` so that `path` is always either the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """torch.save `obj` to `path` so that `path` is always either the old or the new file
+    (OutputError naming `path` and the cause when it cannot be written)."""
+    with atomic_file(path) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -98,7 +74,9 @@ def check_model(ckpt: dict, model_name: str, model_config: dict, path: str | Pat
     since the checkpoint's model then had that behaviour."""
     if ckpt["model_name"] != model_name:
         raise CheckpointError(f"{path}: written by model {ckpt['model_name']!r}, not {model_name!r}")
-    saved = ckpt["model_config"]
+    from genmodels.config import upgrade_saved_model_table
+
+    saved, _ = upgrade_saved_model_table(model_name, ckpt["model_config"])   # names an older version wrote
     defaults = defaults or {}
     keys = sorted(set(saved) | set(model_config))
     differ = [k for k in keys if saved.get(k) != model_config.get(k)

@@ -25,7 +25,8 @@ class TrainContext:
     """StepContext for one run; the trainer sets `step` before each `train_step`."""
 
     def __init__(self, *, device: torch.device, generator: torch.Generator, precision: str, grad_clip: float,
-                 next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], dist: DistInfo = DistInfo()):
+                 next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], dist: DistInfo = DistInfo(),
+                 accumulate: int = 1):
         if precision == "fp16" and device.type != "cuda":
             raise ConfigError(f"trainer.precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -41,6 +42,21 @@ class TrainContext:
         self.grad_clip = grad_clip
         self._next_batch = next_batch
         self.scalers: dict[int, torch.amp.GradScaler] = {}   # one per optimiser (fp16 only)
+        # gradient accumulation (trainer.accumulate): set by the trainer around the k micro-batches
+        self.accumulate = accumulate
+        self.micro_index = 0
+        self._accumulating = False
+        self._whole_batch: torch.Tensor | None = None
+        self._micro_optimized = -1          # the micro-batch that last called optimize
+        self._micro_bad = False             # a non-finite loss in an earlier micro-batch (W > 1)
+
+    def begin_accumulation(self, x: torch.Tensor) -> None:
+        """The trainer is about to run `accumulate` micro-batches of this rank's batch `x`."""
+        self._accumulating, self._whole_batch = True, x
+        self._micro_optimized, self._micro_bad = -1, False
+
+    def end_accumulation(self) -> None:
+        self._accumulating, self._whole_batch = False, None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed-precision context for forward passes (no-op in fp32)."""
@@ -56,6 +72,9 @@ class TrainContext:
         """The whole global minibatch (B, ...) from this rank's part (m, ...), gathered over the ranks
         in rank order (x itself in one process). For statistics that must not depend on the number
         of processes, e.g. a data standardiser fitted on the first batch. Not differentiable."""
+        if self._accumulating:
+            # the micro-batch's data stands for the step's whole batch (all micro-batches)
+            x = self._whole_batch.to(device=x.device, dtype=x.dtype)
         if not self.dist.enabled:
             return x
         parts = [torch.empty_like(x) for _ in range(self.dist.world_size)]
@@ -69,15 +88,36 @@ class TrainContext:
 
         The loss is checked first: a NaN/inf loss raises TrainingDiverged before any weight changes
         (on every rank, when any rank's loss is not finite).
+
+        Under gradient accumulation (k micro-batches) each micro-batch's call backpropagates
+        loss / k into the gradients summed since the first one; only the last call averages over
+        the ranks, clips and steps. A model may then take one optimiser step per train_step.
         """
         value = float(loss.detach())
         bad = not math.isfinite(value)
         if bad and not self.dist.enabled:
             raise TrainingDiverged(f"loss is {value} at step {self.step}", step=self.step)
-        optimizer.zero_grad(set_to_none=True)
         scaler = self._scaler(optimizer)
-        if not bad:
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+        if self._accumulating:
+            if self._micro_optimized == self.micro_index:
+                raise ConfigError(f"trainer.accumulate = {self.accumulate} needs a model that takes one optimiser "
+                                  f"step per training step; this one takes several in each (alternating "
+                                  f"steps need each other's update before the next forward pass): "
+                                  f"use trainer.accumulate = 1")
+            self._micro_optimized = self.micro_index
+            if self.micro_index == 0:
+                optimizer.zero_grad(set_to_none=True)
+            self._micro_bad = self._micro_bad or bad
+            if not bad:
+                part = loss / self.accumulate
+                (scaler.scale(part) if scaler is not None else part).backward()
+            if self.micro_index < self.accumulate - 1:
+                return
+            bad = self._micro_bad
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            if not bad:
+                (scaler.scale(loss) if scaler is not None else loss).backward()
         if self.dist.enabled:
             # every rank holds the same scale, so the scaled gradients average as the true ones do
             if average_gradients(self._synced_params(optimizer, modules), self.dist.world_size, bad):

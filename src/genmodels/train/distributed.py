@@ -176,3 +176,15 @@ def check_batch(batch_size: int, info: DistInfo) -> int:
         raise ConfigError(f"trainer.batch_size {batch_size} is not divisible by the {info.world_size} processes: "
                           f"each rank takes batch_size / nproc examples of every global batch")
     return batch_size // info.world_size
+
+
+def max_over_ranks(value: int, device: torch.device) -> int:
+    """The largest of the ranks' `value`s (one all-reduce; every rank must call it)."""
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether `flag` is true on any rank (one all-reduce; every rank must call it)."""
+    return max_over_ranks(int(flag), device) > 0

@@ -1,14 +1,17 @@
 """Run metrics: `metrics.jsonl` (one JSON object per logged step), a loss-curve PNG, and
-TensorBoard event files when the `tensorboard` package is installed."""
+TensorBoard event files when the `tensorboard` package is installed.
+
+metrics.jsonl is append-only; a record with an "event" key marks something that happened at its
+step rather than logged values: {"step": 40, "event": "stopped", "signal": "SIGTERM"} or
+{"step": 40, "event": "resumed with changes", "changes": "seed: 11 -> 12"}."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
-from genmodels.train.checkpoint import _fsync_dir
+from genmodels.atomic import LineAppender, write_text
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -46,18 +49,11 @@ class MetricsLogger:
         self.series: dict[str, list[tuple[int, float]]] = {}
         for r in records:
             self._remember(r)
-        self.file = open(self.path, "a", encoding="utf-8")
+        self.file = LineAppender(self.path)
         self.writer = self._tensorboard(resume_step) if tensorboard else None
 
     def _rewrite(self, records: list[dict]) -> None:
-        tmp = self.path.with_name(".metrics.jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.run_dir)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
 
     def _tensorboard(self, resume_step: int | None):
         try:
@@ -68,18 +64,21 @@ class MetricsLogger:
 
     def _remember(self, record: dict) -> None:
         for k, v in record.items():
-            if k not in ("step", "epoch", "time") and isinstance(v, (int, float)):
+            if k not in ("step", "epoch", "time", "cpu_time") and isinstance(v, (int, float)):
                 self.series.setdefault(k, []).append((record["step"], float(v)))
 
     def log(self, step: int, values: dict[str, float], **extra) -> None:
         """Write one record {step, **extra, **values} and flush it."""
         record = {"step": step, **extra, **{k: _json_value(float(v)) for k, v in values.items()}}
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        self.file.append(json.dumps(record))
         self._remember(record)
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(k, float(v), step)
+
+    def event(self, step: int, event: str, **details: str) -> None:
+        """Write one event record {step, event, **details} (strings, so no curve plots them)."""
+        self.file.append(json.dumps({"step": step, "event": event, **details}))
 
     def save_curves(self, path: str | Path | None = None) -> Path | None:
         """Plot every logged series against the step (`losses.png`); None if nothing was logged."""

@@ -7,6 +7,9 @@
       checkpoints/latest.pt  (and step_XXXXXXX.pt every trainer.keep_every steps)
       samples/step_XXXXXXX.png
       tensorboard/           event files, when tensorboard is installed
+      .lock                  held by the one process writing the run (genmodels.train.run_lock)
+
+Every file is replaced atomically (genmodels.atomic) and metrics.jsonl only grows by whole lines.
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ class RunDir:
         return self.samples / f"step_{step:07d}.png"
 
     def remove_stale_temporaries(self) -> None:
-        """Delete half-written checkpoint files left by a crash during a save (never `latest.pt`)."""
-        if self.checkpoints.is_dir():
-            for tmp in self.checkpoints.glob(".*.tmp-*"):
-                tmp.unlink(missing_ok=True)
+        """Delete the half-written temporaries a crash or a kill during a write left behind (in the run
+        folder, checkpoints/, samples/ and views/; never a finished file, nor one being written now)."""
+        from genmodels.atomic import remove_stale_temporaries
+
+        for folder in (self.path, self.checkpoints, self.samples, self.path / "views"):
+            remove_stale_temporaries(folder)
 
     def write_config(self, config: RunConfig, spec: DataSpec) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -78,12 +83,23 @@ def resolve_device(name: str) -> torch.device:
 
 def build_model(config: RunConfig, spec: DataSpec, device: torch.device) -> Any:
     """Construct the family's model; its weight initialisation draws from the `init` stream of the
-    run seed (inside a private copy of torch's global RNG, so the caller's RNG is untouched)."""
+    run seed (inside a private copy of torch's global RNG, so the caller's RNG is untouched).
+    A model too large for the device is a ConfigError before anything is allocated
+    (`genmodels.train.model_size`). config.model becomes the model's own config, with any
+    data-dependent defaults resolved."""
     from genmodels.models.registry import get_model
+    from genmodels.train.model_size import allocation_refused, check_model_size
 
     model_cls = get_model(config.model_name)[0]
-    with private_global_rng(seed=derive_seed(config.seed, "init"), device=device):
-        return model_cls(config.model, spec, device)
+    device = torch.device(device)
+    check_model_size(config.model_name, model_cls, config.model, spec, device)
+    with private_global_rng(seed=derive_seed(config.seed, "init"), device=device), \
+            allocation_refused(config.model_name, config.model):
+        model = model_cls(config.model, spec, device)
+    # a family may fix defaults that depend on the kind of data (e.g. "0 = automatic" sizes) when it
+    # builds its networks: the run records the values actually used
+    config.model = model.config
+    return model
 
 
 @dataclass

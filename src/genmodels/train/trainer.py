@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import torch
 
 from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.data.dataset import Dataset
-from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged
+from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
 from genmodels.train.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
                                         load_optimizers, save_atomic)
 from genmodels.train.context import TrainContext
@@ -32,9 +33,14 @@ from genmodels.train import distributed
 from genmodels.train.data_stream import DataStream
 from genmodels.train.global_batch import GlobalBatchRandomness
 from genmodels.train.ema import EMA
+from genmodels.train.hardware import resolve_precision, resolve_threads
+from genmodels.train.lr_schedule import lr_factor, set_learning_rates
+from genmodels.train.identity import check_resume
 from genmodels.train.logging import MetricsLogger
 from genmodels.train.run_dir import RunDir, resolve_device
+from genmodels.train.run_lock import run_writer
 from genmodels.train.seeds import derive_seed, global_rng_state, make_generator, private_global_rng
+from genmodels.train.signals import StopSignals
 
 
 @dataclass
@@ -52,15 +58,23 @@ class Trainer:
 
     resume: continue from RUN_DIR/checkpoints/latest.pt (model, optimisers, EMA, step, data order,
             random streams) when it exists; without it an existing checkpoint is an error.
+    override_identity: with resume, accept a seed, data, model config or precision other than the
+            run's (recorded in metrics.jsonl); without it such a change is a ConfigError.
+
+    While it trains, the process holds the run directory's lock (`genmodels.train.run_lock`), and
+    SIGTERM/SIGINT stop it cleanly after the current step (`genmodels.train.signals`).
     """
 
-    def __init__(self, config: RunConfig, *, resume: bool = False):
+    def __init__(self, config: RunConfig, *, resume: bool = False, override_identity: bool = False):
         config.trainer.validate()
         if not config.out:
             raise ConfigError("out is empty: pass --out RUN_DIR")
         self.config = config
         self.run = RunDir(config.out)
         self.resume = resume
+        self.override_identity = override_identity
+        self.identity_changes: list[str] = []   # what a resume with override_identity changed
+        self.stop = StopSignals()                # replaced by an active one while fit() runs
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -81,8 +95,9 @@ class Trainer:
             raise ConfigError(f"{run.path} already holds a run ({run.latest.relative_to(run.path)}); pass --resume "
                               f"to continue it or choose another --out")
         ckpt = load_checkpoint(run.latest)  # on the CPU: RNG states must stay there
-        check_model(ckpt, self.config.model_name, dataclass_to_dict(self.config.model), run.latest,
-                    defaults=dataclass_to_dict(type(self.config.model)()))
+        if not self.override_identity:  # else the networks' shapes are still checked when loaded
+            check_model(ckpt, self.config.model_name, dataclass_to_dict(self.config.model), run.latest,
+                        defaults=dataclass_to_dict(type(self.config.model)()))
         if ckpt.get("spec") != spec_dict:
             raise CheckpointError(f"{run.latest}: written for data {ckpt.get('spec')}, not {spec_dict}")
         return ckpt
@@ -100,10 +115,26 @@ class Trainer:
         """Train until `total_steps`; returns the final step. Raises TrainingDiverged (naming the step
         and the last good checkpoint, which stays intact) when a loss or a weight becomes NaN/inf.
         At the end rank 0 writes RUN_DIR/report.html when `genmodels.report` is available and
-        trainer.report is on (a failing report is a warning, never a lost run)."""
-        result = self._fit(model, dataset)
-        if self.config.trainer.report and distributed.current().is_main:
-            _write_report(result.run_dir)
+        trainer.report is on (a failing report is a warning, never a lost run).
+
+        trainer.precision "auto" is resolved here (and recorded in config.toml, so a resumed run
+        keeps it); trainer.threads sets torch's intra-op threads for the duration of the fit."""
+        par = distributed.current()
+        threads = resolve_threads(self.config.trainer.threads, _local_world_size(par))
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            result = self._locked_fit(model, dataset)
+        finally:
+            torch.set_num_threads(before)
+        return result
+
+    def _locked_fit(self, model: Any, dataset: Dataset) -> FitResult:
+        """_fit and the report as the run directory's one writer, stopping cleanly on a signal."""
+        with run_writer(self.run.path, self._device(model)), StopSignals() as self.stop:
+            result = self._fit(model, dataset)
+            if self.config.trainer.report and distributed.current().is_main:
+                _write_report(result.run_dir)
         return result
 
     def _fit(self, model: Any, dataset: Dataset) -> FitResult:
@@ -112,7 +143,17 @@ class Trainer:
         m_local = distributed.check_batch(cfg.batch_size, par)
         device = self._device(model)
         spec = dataset.spec
+        cfg.precision, why = resolve_precision(cfg.precision, device)
+        self.identity_changes = check_resume(self.run, self.config, self.override_identity) if self.resume else []
         ckpt = self._start_checkpoint(spec.to_dict())
+        accumulate = cfg.accumulate
+        if m_local % accumulate:
+            raise ConfigError(f"trainer.batch_size {cfg.batch_size} over {par.world_size} process(es) gives "
+                              f"{m_local} examples each, not divisible by trainer.accumulate {accumulate}")
+        if par.is_main:
+            micro = f", {accumulate} micro-batches per step" if accumulate > 1 else ""
+            print(f"genmodels: precision {cfg.precision} ({why}), {torch.get_num_threads()} thread(s){micro}",
+                  file=sys.stderr, flush=True)
         distributed.barrier(par)            # every rank has looked for a checkpoint before rank 0 writes
         if par.is_main:
             self.run.write_config(self.config, spec)
@@ -127,7 +168,7 @@ class Trainer:
                             world_size=par.world_size, channels_last=cfg.channels_last)
         step_generator = make_generator(seed, "step", device)
         ctx = TrainContext(device=device, generator=step_generator, precision=cfg.precision,
-                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par)
+                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par, accumulate=accumulate)
         ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules else None
         step, global_state = 0, None
         if ckpt is not None:
@@ -145,8 +186,10 @@ class Trainer:
         total = self.total_steps(dataset)
         logger = (MetricsLogger(self.run.path, resume_step=step if ckpt is not None else None,
                                 tensorboard=cfg.tensorboard) if par.is_main else None)
+        if logger is not None and self.identity_changes:
+            logger.event(step, "resumed with changes", changes="; ".join(self.identity_changes))
         values: dict[str, float] = {}
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         bar = _progress(total, step, cfg.progress and par.is_main, f"{self.config.model_name} {self.run.path.name}")
         try:
             # Dropout and other layers draw from torch's global RNG: give them the run's own stream.
@@ -155,10 +198,15 @@ class Trainer:
                     m.train()
                 while step < total:
                     ctx.step = step
+                    factor = lr_factor(step, total, cfg.warmup_steps, cfg.lr_schedule)
+                    set_learning_rates(optimizers, factor)
                     try:
-                        with randomness:
-                            out = model.train_step(stream.next(), ctx)
-                        values = {k: float(v) for k, v in out.items()}
+                        if accumulate == 1:
+                            with randomness:
+                                out = model.train_step(stream.next(), ctx)
+                        else:
+                            out = _accumulated_step(model, stream.next(), ctx, step_generator, accumulate, par)
+                        values = {name: float(v) for name, v in out.items()}
                         if par.enabled:
                             values = distributed.average_values_and_buffers(values, modules, par.world_size, device)
                         self._guard(step, values, modules)
@@ -170,26 +218,37 @@ class Trainer:
                     step += 1
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+                    stop = self.stop.requested(device) and step < total  # the same on every rank
                     if not par.is_main:
+                        if stop:
+                            break
                         continue
                     if step % cfg.log_every == 0 or step == total:
-                        logger.log(step, values, epoch=stream.epoch, time=round(time.perf_counter() - started, 3))
+                        logger.log(step, values, epoch=stream.epoch, time=round(time.perf_counter() - started, 3),
+                                   cpu_time=round(time.process_time() - cpu_started, 3),
+                                   lr_factor=round(factor, 6))
                     if cfg.sample_every and (step % cfg.sample_every == 0 or step == total):
                         self._write_samples(model, ema, ema_modules, dataset, step, device)
                     keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
-                    if keep or step % cfg.checkpoint_every == 0 or step == total:
+                    if keep or stop or step % cfg.checkpoint_every == 0 or step == total:
                         state = self._state(step, spec.to_dict(), modules, optimizers, ema, stream, ctx,
                                             step_generator, global_rng_state(device))
                         save_atomic(state, self.run.latest)
                         last_good = self.run.latest
                         if keep:
                             save_atomic(state, self.run.checkpoint_at(step))
+                    if stop:
+                        logger.event(step, "stopped", signal=self.stop.name)
+                        break
         finally:
             bar.close()
             if logger is not None:
                 logger.save_curves(self.run.curves)
                 logger.close()
         distributed.barrier(par)            # the last checkpoint is on disk before any rank returns
+        if self.stop.signum is not None and step < total:
+            raise TrainingStopped(f"stopped by {self.stop.name} after step {step} of {total}; {self.run.latest} "
+                                  f"holds that step: continue with --resume", self.stop.signum, step)
         return FitResult(step=step, values=values, run_dir=self.run.path, checkpoint=last_good)
 
     @staticmethod
@@ -267,6 +326,43 @@ class Trainer:
         stream.load_state_dict(ckpt["data"])
         step_generator.set_state(ckpt["rng"]["step"])
         return int(ckpt["step"])
+
+
+def _accumulated_step(model: Any, batch: tuple[torch.Tensor, torch.Tensor], ctx: TrainContext,
+                      generator: torch.Generator, k: int, par: distributed.DistInfo) -> dict[str, float]:
+    """One optimisation step as k micro-batches of this rank's batch (trainer.accumulate = k).
+
+    Micro-batch j plays the part that rank j would play under data parallelism: it holds examples
+    j*m/k .. (j+1)*m/k - 1 of the batch, its per-example noise is its slice of the draw for the
+    whole global batch (`GlobalBatchRandomness`, with the generator rewound before each micro-batch,
+    so every micro-batch sees the same global draw and the generator ends where one whole-batch
+    step leaves it), and `ctx.optimize` backpropagates loss / k into the summed gradients and
+    steps after the last one. The update equals that of one batch up to floating-point rounding.
+    Returns the logged values averaged over the micro-batches."""
+    x, y = batch
+    micro = x.shape[0] // k
+    start_state = generator.get_state()
+    totals: dict[str, float] = {}
+    ctx.begin_accumulation(x)
+    try:
+        for j in range(k):
+            generator.set_state(start_state)
+            ctx.micro_index = j
+            part = (x[j * micro:(j + 1) * micro], y[j * micro:(j + 1) * micro])
+            with GlobalBatchRandomness(generator, micro, par.rank * k + j, par.world_size * k):
+                out = model.train_step(part, ctx)
+            for name, v in out.items():
+                totals[name] = totals.get(name, 0.0) + float(v) / k
+    finally:
+        ctx.end_accumulation()
+    return totals
+
+
+def _local_world_size(par: distributed.DistInfo) -> int:
+    """Processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without torchrun)."""
+    import os
+
+    return int(os.environ.get("LOCAL_WORLD_SIZE", par.world_size)) if par.enabled else 1
 
 
 def sync_batchnorm(modules: dict[str, torch.nn.Module]) -> None:

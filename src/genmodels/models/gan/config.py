@@ -1,10 +1,18 @@
 """GAN configuration. The defaults are Algorithm 2.1 of the seed: k = 1 discriminator step per
 generator step, the non-saturating generator loss (Remark 1), plain cross-entropy (no label
-smoothing, no spectral norm, no gradient penalty). Everything else is an option."""
+smoothing, no spectral norm, no gradient penalty). Everything else is an option.
+
+Some defaults depend on the kind of data, never on its name, and are fixed by `for_data` when the
+model is built (config.toml records the resolved values):
+  points  z in R^2, an MLP G with batch norm in its hidden layers (as the 2-D generators of PacGAN
+          and VEEGAN), 4 x 400 units, Adam 1e-4 with beta_1 = 0.5: the settings that cover all
+          modes of ring8 (docs/gan.md), where a 100-d z without batch norm collapses;
+  images  z in R^100, 2 x 1024 MLPs or the DCGAN nets, Adam 2e-4 (0.9, 0.999).
+Algorithm 2.1 is the same for both; only the networks and hyper-parameters differ."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from genmodels.config_fields import check_choices, param, require
 from genmodels.models.gan.losses import LOSS_KINDS
@@ -24,14 +32,16 @@ class GANConfig:
                       choices=LOSS_KINDS)
     k: int = param(1, "discriminator steps per generator step (Algorithm 2.1); each sees fresh noise and a "
                    "fresh data minibatch. WGAN-GP recommends 5")
-    z_dim: int = param(100, "dimension of the noise z ~ p_z")
+    z_dim: int = param(0, "dimension of the noise z ~ p_z (0: 2 for points, 100 for images)")
     noise: str = param("normal", "noise prior p_z: normal N(0, I) or uniform U(-1, 1)", choices=NOISES)
     arch: str = param("auto", "networks: auto (MLP for points and other image sizes, DCGAN for 28x28/32x32 "
                       "images), mlp (paper-style MLPs, images flattened) or dcgan", choices=ARCHS)
-    mlp_width: int = param(0, "hidden width of the MLP G and D (0: 256 for points, 1024 for images)")
-    mlp_depth: int = param(0, "hidden layers of the MLP G and D (0: 3 for points, 2 for images)")
-    g_batchnorm: bool = param(False, "batch norm in every hidden layer of the MLP generator (the 2-D generators "
-                              "of PacGAN / VEEGAN; with z_dim 2 it covers all ring8 modes, see docs/gan.md)")
+    mlp_width: int = param(0, "hidden width of the MLP G and D (0: 400 for points with g_batchnorm, 256 without, "
+                           "1024 for images)")
+    mlp_depth: int = param(0, "hidden layers of the MLP G and D (0: 4 for points with g_batchnorm, 3 without, "
+                           "2 for images)")
+    g_batchnorm: bool | None = param(None, "batch norm in every hidden layer of the MLP generator (the 2-D "
+                                     "generators of PacGAN / VEEGAN; unset: on for points, off for images)")
     dcgan_width: int = param(64, "base number of channels w of the DCGAN nets")
     d_dropout: float = param(0.0, "dropout in the MLP discriminator (the paper's MNIST D used dropout)")
     d_batchnorm: str = param("auto", "batch norm in the DCGAN discriminator: auto (on, except with "
@@ -42,10 +52,11 @@ class GANConfig:
     gp_weight: float = param(10.0, "lambda of the WGAN-GP gradient penalty (loss = wasserstein only)")
     optimizer: str = param("adam", "optimiser for G and D (the seed allows any gradient-based rule): adam or "
                            "sgd (with momentum, as in Goodfellow et al.)", choices=OPTIMIZERS)
-    lr_g: float = param(2e-4, "learning rate of G")
-    lr_d: float = param(2e-4, "learning rate of D")
-    betas: str = param("pytorch", "Adam betas: pytorch (0.9, 0.999), dcgan (0.5, 0.999; Radford et al.) or "
-                       "wgan-gp (0.0, 0.9; Gulrajani et al.)", choices=tuple(BETAS))
+    lr_g: float = param(0.0, "learning rate of G (0: 1e-4 for points, 2e-4 for images)")
+    lr_d: float = param(0.0, "learning rate of D (0: 1e-4 for points, 2e-4 for images)")
+    betas: str = param("auto", "Adam betas: auto (dcgan for points, pytorch for images), pytorch (0.9, 0.999), "
+                       "dcgan (0.5, 0.999; Radford et al.) or wgan-gp (0.0, 0.9; Gulrajani et al.)",
+                       choices=("auto", *BETAS))
     momentum: float = param(0.5, "momentum of the sgd optimiser")
     ema: bool = param(False, "ask the trainer to keep an exponential moving average of G's weights")
     pack: int = param(1, "PacGAN packing (Lin et al. 2018): D judges packs of this many samples (all real or "
@@ -53,10 +64,22 @@ class GANConfig:
     conditional: bool = param(False, "class-conditional GAN: labels go into G (one-hot next to z) and D "
                               "(projection); needs labelled data")
 
+    def for_data(self, spec) -> "GANConfig":
+        """A copy with the data-dependent defaults (z_dim 0, mlp_width/depth 0, g_batchnorm unset,
+        lr 0, betas auto) fixed for this kind of data (`spec`: the DataSpec)."""
+        points = spec.kind == "points"
+        bn = self.g_batchnorm if self.g_batchnorm is not None else points
+        width, depth = (400, 4) if points and bn else (256, 3) if points else (1024, 2)
+        lr = 1e-4 if points else 2e-4
+        return replace(self, z_dim=self.z_dim or (2 if points else 100), g_batchnorm=bn,
+                       mlp_width=self.mlp_width or width, mlp_depth=self.mlp_depth or depth,
+                       lr_g=self.lr_g or lr, lr_d=self.lr_d or lr,
+                       betas=self.betas if self.betas != "auto" else ("dcgan" if points else "pytorch"))
+
     def validate(self) -> None:
         check_choices(self, "model")
         require(self.k >= 1, f"model.k must be >= 1 (discriminator steps per generator step), got {self.k}")
-        require(self.z_dim >= 1, f"model.z_dim must be >= 1, got {self.z_dim}")
+        require(self.z_dim >= 0, f"model.z_dim must be >= 1 (0 = automatic), got {self.z_dim}")
         require(self.mlp_width >= 0, f"model.mlp_width must be >= 0 (0 = automatic), got {self.mlp_width}")
         require(self.mlp_depth >= 0, f"model.mlp_depth must be >= 0 (0 = automatic), got {self.mlp_depth}")
         require(self.dcgan_width >= 1, f"model.dcgan_width must be >= 1, got {self.dcgan_width}")
@@ -66,7 +89,8 @@ class GANConfig:
         require(self.label_smoothing == 0.0 or self.loss in ("minimax", "nonsaturating"),
                 f"model.label_smoothing applies to the cross-entropy losses only, not loss={self.loss!r}")
         require(self.gp_weight >= 0.0, f"model.gp_weight must be >= 0, got {self.gp_weight}")
-        require(self.lr_g > 0 and self.lr_d > 0, f"model.lr_g and model.lr_d must be > 0, got {self.lr_g}, {self.lr_d}")
+        require(self.lr_g >= 0 and self.lr_d >= 0,
+                f"model.lr_g and model.lr_d must be > 0 (0 = automatic), got {self.lr_g}, {self.lr_d}")
         require(self.pack >= 1, f"model.pack must be >= 1 (samples per discriminator input), got {self.pack}")
         require(self.pack == 1 or not self.conditional, "model.pack > 1 cannot be combined with model.conditional")
         require(0.0 <= self.momentum < 1.0, f"model.momentum must be in [0, 1), got {self.momentum}")
@@ -77,3 +101,6 @@ class GANSampleOptions:
     """Options of `genmodels sample` for a GAN."""
 
     label: int = param(-1, "class to generate with a conditional GAN (-1: the classes in turn)")
+
+    def validate(self) -> None:
+        require(self.label >= -1, f"sample.label must be -1 (the classes in turn) or a class index, got {self.label}")

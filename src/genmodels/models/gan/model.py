@@ -84,6 +84,7 @@ class GAN:
 
     def __init__(self, config: GANConfig, spec: DataSpec, device: torch.device | str = "cpu"):
         config.validate()
+        config = config.for_data(spec)          # the data-dependent defaults (z_dim, nets, lr, betas)
         if config.conditional and spec.num_classes < 2:
             raise ConfigError(f"model.conditional needs labelled data with at least 2 classes; this data has "
                               f"num_classes={spec.num_classes}")

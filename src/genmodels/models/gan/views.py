@@ -81,7 +81,9 @@ def save_decision_surface(image: np.ndarray | torch.Tensor, path: str | os.PathL
 
     if isinstance(image, torch.Tensor):
         image = ((image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    from genmodels.atomic import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+    with atomic_file(path) as f:
+        Image.fromarray(image).save(f, format="PNG")
     return path

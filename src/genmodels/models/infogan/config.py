@@ -78,4 +78,7 @@ class InfoGANSampleOptions:
 
     def validate(self) -> None:
         require(self.traverse_steps >= 1, f"traverse_steps must be >= 1, got {self.traverse_steps}")
+        require(self.code_value >= -1, f"code_value must be -1 (drawn) or a value of the code, got {self.code_value}")
+        require(self.traverse_code >= 0 and self.traverse_cat >= 0,
+                f"traverse_code and traverse_cat must be >= 0, got {self.traverse_code}, {self.traverse_cat}")
         require(self.traverse_limit > 0, f"traverse_limit must be > 0, got {self.traverse_limit}")

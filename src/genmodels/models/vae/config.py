@@ -44,6 +44,7 @@ class VAEConfig:
         require(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
         require(self.kl_warmup_steps >= 0, f"model.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
         require(self.lr > 0, f"model.lr must be > 0, got {self.lr}")
+        require(self.eval_seed >= 0, f"model.eval_seed must be >= 0, got {self.eval_seed}")
 
 
 @dataclass
@@ -52,3 +53,6 @@ class VAESampleOptions:
 
     mean: bool = param(True, "return the decoder mean E[x|z] (e.g. Bernoulli probabilities) instead of a draw from p(x|z)")
     temperature: float = param(1.0, "scale of the prior draw z ~ N(0, temperature^2 I)")
+
+    def validate(self) -> None:
+        require(self.temperature >= 0, f"sample.temperature must be >= 0, got {self.temperature}")

@@ -1,0 +1,83 @@
+"""`latents:VAE_RUN`: the encoder means of a trained VAE run's data, for latent diffusion
+(Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models").
+
+    load("latents:runs/vae", split="train")  -> points Dataset (N, L), dataset.latent = LatentSource
+
+The VAE run is rebuilt with `load_run` (its latest checkpoint, CPU); the split of the data set it
+trained on (with its [data] preparation; the train split keeps its data.limit) is encoded to the
+means mu_phi(x) of q_phi(z | x). As in the LDM paper (sec. 4.3.2, appendix G) the latents are
+multiplied by one scalar s = 1 / std, the standard deviation over all latent dimensions of the
+*training* split's means, so that they have unit variance; s, the VAE run and its checkpoint step
+go into the Dataset's `latent` field, which the trainer records in the run's [spec] table, so
+that `genmodels sample` can decode z = x / s through the VAE (`genmodels.latent_run`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genmodels.data.dataset import Dataset, LatentSource
+from genmodels.errors import ConfigError, DataError
+
+PREFIX = "latents:"
+ENCODE_BATCH = 1000   # images per encoder pass
+
+
+def is_latents(name: str) -> bool:
+    """Whether a data name is the `latents:VAE_RUN` source."""
+    return str(name).startswith(PREFIX)
+
+
+def _vae_images(loaded, split: str) -> Dataset:
+    """The split of the data the VAE run trained on, prepared as it was."""
+    from genmodels.data.load import load
+
+    data = loaded.config.data
+    return load(data.name, split, image_size=data.image_size, channels=data.channels, binarize=data.binarize,
+                limit=data.limit if split == "train" else 0, seed=loaded.config.seed)
+
+
+@torch.no_grad()
+def encoder_means(vae, x: torch.Tensor) -> torch.Tensor:
+    """mu_phi(x) (N, L) of the VAE's q_phi(z | x) for data x (N, ...), ENCODE_BATCH at a time."""
+    return torch.cat([vae.encode(x[i:i + ENCODE_BATCH])[0].float().cpu() for i in range(0, len(x), ENCODE_BATCH)])
+
+
+def latent_scale(mu: torch.Tensor) -> float:
+    """The LDM scale factor s = 1 / std(mu) over all N x L entries (Rombach et al. 2022, sec. 4.3.2),
+    rounded to 6 significant digits so that it survives the run's config.toml unchanged."""
+    std = float(mu.double().std())
+    if not std > 0:
+        raise DataError("latents: the VAE's encoder means are all equal (std 0); is the VAE trained?")
+    return float(f"{1.0 / std:.6g}")
+
+
+def load_latents(name: str, split: str = "train", *, limit: int = 0, image_size: int = 0, channels: int = 0,
+                 binarize: bool = False) -> Dataset:
+    """The `latents:VAE_RUN` data set: points (N, L) = s mu_phi(x) for the VAE's `split`, with its labels.
+    ConfigError for image options (they belong to the VAE's data) or a run that is not a VAE."""
+    from genmodels.train.run_dir import load_run
+
+    if image_size or channels or binarize:
+        raise ConfigError(f"data {name!r}: data.image_size, data.channels and data.binarize do not apply to VAE "
+                          f"latents (the VAE run's own [data] preparation is used)")
+    run_path = name[len(PREFIX):]
+    if not run_path:
+        raise ConfigError("data 'latents:' names no VAE run: use latents:RUN_DIR, RUN_DIR written by "
+                          "`genmodels train vae`")
+    loaded = load_run(run_path, device="cpu", ema=True)
+    if loaded.config.model_name != "vae":
+        raise ConfigError(f"data {name!r}: {run_path} is a {loaded.config.model_name} run; latents:RUN_DIR needs a "
+                          f"VAE run (`genmodels train vae`)")
+    vae = loaded.model
+    train = _vae_images(loaded, "train")
+    mu_train = encoder_means(vae, train.x)
+    s = latent_scale(mu_train)
+    images = train if split == "train" else _vae_images(loaded, split)
+    mu = mu_train if split == "train" else encoder_means(vae, images.x)
+    x, y = s * mu, images.y
+    if limit:
+        x, y = x[:limit], None if y is None else y[:limit]
+    return Dataset(x=x.contiguous(), y=y, name=name, kind="points", num_classes=images.num_classes,
+                   meta={"source": f"encoder means of {run_path} (step {loaded.step}) on {images.name}, x {s:g}"},
+                   latent=LatentSource(vae_run=run_path, vae_step=loaded.step, scale=s))

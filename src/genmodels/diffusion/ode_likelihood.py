@@ -1,0 +1,151 @@
+"""Exact log-likelihood of a DDPM through the probability-flow ODE (Song et al. 2021, "Score-based
+generative modeling through stochastic differential equations", sec. 4.3 and Appendix D).
+
+In the variables y = x_t / sqrt(abar_t) and sigma = sqrt((1 - abar_t) / abar_t) (`noise_levels.py`)
+the probability-flow ODE of the DDPM's variance-preserving process is
+
+    dy / dsigma = eps_theta(x_t, t(sigma)),   x_t = y / sqrt(1 + sigma^2)          (SPEC section 6)
+
+(Song, Meng & Ermon 2021, DDIM eq. 14), a deterministic, invertible map from the data y(0) = x_0 to
+y(sigma_T). The instantaneous change of variables (Chen et al. 2018; Song et al. eq. 39) gives
+d log p_sigma(y(sigma)) / dsigma = -div_y eps_theta, so
+
+    log p_0(x_0) = log p_T(y(sigma_T)) + integral_0^{sigma_T} div_y eps_theta(x_t, t(sigma)) dsigma,
+
+with the prior x_T = y(sigma_T) / sqrt(1 + sigma_T^2) ~ N(0, I), that is
+log p_T(y) = log N(x_T; 0, I) - D/2 log(1 + sigma_T^2). The result is the log-density of the
+ODE's model, which shares eps_theta with the ancestral sampler but is a different model from
+p_theta of Theorem 8; it is exact up to the solver's tolerance and, with Hutchinson's estimator,
+an unbiased estimate (the integral is linear in the divergence).
+
+Divergence: exact (D backward passes, for low dimension), or Hutchinson's estimate
+z^T (d eps_theta / dy) z averaged over a fixed number of probes z (Rademacher or Gaussian) drawn
+once from an explicit generator and held fixed along the path, as Song et al. do, so that the ODE
+stays one deterministic function for the solver.
+
+eps_theta between the schedule's integer steps: `eps_fn(x_t, t)` is called with fractional steps
+t = `noise_levels.step_at(sigma)` (float64 (B,)); the networks take t as a real number. Below
+sigma_1, t runs through [0, 1), time inputs slightly below the first trained step (Song et al.
+likewise evaluate DDPM networks from t = 1e-5 in continuous time, below their first step).
+
+Solver: scipy.integrate.solve_ivp with RK45 (Dormand-Prince 5(4), adaptive step), the solver and
+tolerances (rtol = atol = 1e-5) of Song et al.'s likelihoods. Chosen over torchdiffeq because it is
+already a dependency (torchdiffeq would be a new one), evaluation needs no gradients through the
+solver (torchdiffeq's adjoint method serves training), and moving the state to the CPU once per
+function evaluation costs little next to the network call. The whole batch is one ODE system:
+the steps are shared and the error control covers every example.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Literal, NamedTuple
+
+import numpy as np
+import torch
+
+from genmodels.diffusion.noise_levels import sigma_table, step_at
+from genmodels.diffusion.schedule import NoiseSchedule
+from genmodels.errors import ConfigError, GenmodelsError, choice_error
+
+Trace = Literal["auto", "exact", "hutchinson"]
+TRACES = ("auto", "exact", "hutchinson")
+Probe = Literal["rademacher", "gaussian"]
+PROBES = ("rademacher", "gaussian")
+EXACT_MAX_DIM = 16      # trace="auto" computes the divergence exactly up to this many dimensions
+
+
+class ODELikelihood(NamedTuple):
+    """log_p: (B,) float64, log p_0(x_0) in nats summed over dimensions; nfe: drift evaluations
+    (each one network call plus one backward pass per probe, or D for the exact trace)."""
+
+    log_p: torch.Tensor
+    nfe: int
+
+
+def make_probes(shape: tuple[int, ...], probes: int, kind: Probe, generator: torch.Generator | None,
+                device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
+    """Hutchinson probes z with E[z z^T] = I: (probes, *shape), Rademacher (+-1) or standard Gaussian."""
+    if kind == "rademacher":
+        return torch.randint(0, 2, (probes, *shape), generator=generator, device=device).to(dtype) * 2 - 1
+    if kind == "gaussian":
+        return torch.randn((probes, *shape), generator=generator, device=device, dtype=dtype)
+    raise choice_error("Hutchinson probe distribution", kind, PROBES)
+
+
+def divergence(f: torch.Tensor, y: torch.Tensor, probes: torch.Tensor | None) -> torch.Tensor:
+    """div_y f per example, (B,): exactly (sum over d of d f_d / d y_d, one backward pass per
+    dimension) when probes is None, else Hutchinson's mean over probes z of z^T (df/dy) z. f, y
+    (B, ...) with f computed from y per example (no coupling across the batch); probes (P, B, ...)."""
+    B = y.shape[0]
+    out = torch.zeros(B, dtype=torch.float64, device=y.device)
+    if probes is None:
+        flat = f.reshape(B, -1)
+        for d in range(flat.shape[1]):
+            (g,) = torch.autograd.grad(flat[:, d].sum(), y, retain_graph=True, allow_unused=True)
+            if g is not None:
+                out += g.reshape(B, -1)[:, d].double()
+        return out
+    for z in probes:
+        (g,) = torch.autograd.grad((f * z).sum(), y, retain_graph=True, allow_unused=True)   # z^T df/dy
+        if g is not None:
+            out += (g * z).reshape(B, -1).sum(dim=1).double()
+    return out / probes.shape[0]
+
+
+def ode_log_likelihood(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sched: NoiseSchedule,
+                       x0: torch.Tensor, *, trace: Trace = "auto", probes: int = 1, probe: Probe = "rademacher",
+                       rtol: float = 1e-5, atol: float = 1e-5,
+                       generator: torch.Generator | None = None) -> ODELikelihood:
+    """log p_0(x_0) of the probability-flow ODE's model, per example (module docstring).
+
+    eps_fn(x_t (B, ...), t (B,) float64 fractional steps in [0, T]) -> eps_theta (B, ...),
+    differentiable in x_t. x0: (B, ...) points in the model's space (for 8-bit images, already
+    dequantised). trace: "exact", "hutchinson" (`probes` probes of kind `probe` from `generator`)
+    or "auto" (exact up to EXACT_MAX_DIM dimensions). rtol, atol: the solver's tolerances."""
+    if trace not in TRACES:
+        raise choice_error("divergence trace", trace, TRACES)
+    if probes < 1:
+        raise ConfigError(f"the number of Hutchinson probes must be >= 1, got {probes}")
+    if not (rtol > 0 and atol > 0):
+        raise ConfigError(f"the ODE solver tolerances must be > 0, got rtol={rtol}, atol={atol}")
+    from scipy.integrate import solve_ivp
+
+    B, shape = x0.shape[0], tuple(x0.shape[1:])
+    D = math.prod(shape)
+    exact = trace == "exact" or (trace == "auto" and D <= EXACT_MAX_DIM)
+    z = None if exact else make_probes((B, *shape), probes, probe, generator, x0.device, x0.dtype)
+    sigma_max = float(sigma_table(sched)[-1])
+
+    def drift(sigma: float, state: np.ndarray) -> np.ndarray:
+        y = torch.tensor(state[: B * D]).reshape(B, *shape).to(device=x0.device, dtype=x0.dtype)
+        with torch.enable_grad():
+            y.requires_grad_(True)
+            t = step_at(sched, torch.full((B,), sigma, dtype=torch.float64, device=x0.device))
+            eps = eps_fn(y / math.sqrt(1.0 + sigma**2), t)                      # dy/dsigma (SPEC section 6)
+            div = divergence(eps, y, z)                                          # -d log p / dsigma
+        return np.concatenate([eps.detach().double().reshape(-1).cpu().numpy(), div.cpu().numpy()])
+
+    start = np.concatenate([x0.detach().double().reshape(-1).cpu().numpy(), np.zeros(B)])
+    sol = solve_ivp(drift, (0.0, sigma_max), start, method="RK45", rtol=rtol, atol=atol)
+    if not sol.success:
+        raise GenmodelsError(f"the probability-flow ODE solver failed: {sol.message}")
+    end = torch.from_numpy(sol.y[:, -1])
+    y_T, integral = end[: B * D].reshape(B, D), end[B * D:]
+    x_T = y_T / math.sqrt(1.0 + sigma_max**2)
+    log_prior = (-0.5 * (x_T**2 + math.log(2 * math.pi))).sum(dim=1) - 0.5 * D * math.log1p(sigma_max**2)
+    return ODELikelihood(log_p=(log_prior + integral).to(x0.device), nfe=int(sol.nfev))
+
+
+def dequantise(x0: torch.Tensor, generator: torch.Generator | None, bin_width: float = 2.0 / 255.0) -> torch.Tensor:
+    """Uniform dequantisation of 8-bit images in [-1, 1]: x_0 + u, u ~ U(-w/2, w/2) per pixel, w the
+    width of the bins of Ho et al.'s discretised decoder (2/255). Then
+    log P(x_0) >= E_u[log p(x_0 + u)] + D log w (Jensen), see `dequantised_bits_per_dim`."""
+    u = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return x0 + (u - 0.5) * bin_width
+
+
+def dequantised_bits_per_dim(log_p: torch.Tensor, dim: int, bin_width: float = 2.0 / 255.0) -> torch.Tensor:
+    """-(log p(x_0 + u) + D log w) / (D ln 2): bits/dim of the discrete data, an upper bound on
+    -log2 P(x_0) / D in expectation over u (SPEC section 6). log_p (B,) nats -> (B,)."""
+    return -(log_p + dim * math.log(bin_width)) / (dim * math.log(2.0))

@@ -1,0 +1,61 @@
+"""Latent diffusion runs (Rombach et al. 2022): a model trained on `latents:VAE_RUN`, seen as an image model.
+
+`decode_latents(loaded)` turns the LoadedRun of a model trained on VAE latents (its [spec] table
+holds a `latent` entry, `genmodels.data.latents`) into one whose samples are images: each latent
+sample x (N, L) is unscaled, z = x / s, and decoded through the VAE run's decoder, the mean of
+p_theta(x | z). Its spec is the VAE's (images) and its config's [data] table the VAE's, so that
+`genmodels sample` writes images and `genmodels evaluate` scores them against the VAE's data set.
+Any other run is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from genmodels.errors import ConfigError
+from genmodels.train.run_dir import LoadedRun, load_run
+
+
+class LatentDecoded:
+    """A model over VAE latents composed with the VAE's decoder: sample(n) -> images (n, C, H, W)."""
+
+    metric_names: tuple[str, ...] = ()     # likelihoods of latents are not likelihoods of images
+
+    def __init__(self, prior, vae, scale: float):
+        self.prior, self.vae, self.scale = prior, vae, scale
+        self.config = prior.config
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        """n images: x ~ the prior's sampler (its options), z = x / s, then E[x | z] of the VAE's decoder."""
+        x = self.prior.sample(n, generator=generator, **options)
+        return self.vae.decode(x / self.scale, mean=True)                 # z = x / s (LDM scale factor)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {**self.prior.modules(), **{f"vae_{k}": m for k, m in self.vae.modules().items()}}
+
+    def ema_modules(self) -> dict[str, torch.nn.Module]:
+        return {}
+
+    def optimizers(self) -> dict:
+        return {}
+
+
+def decode_latents(loaded: LoadedRun, device: str | torch.device = "cpu") -> LoadedRun:
+    """The run's samples decoded through its VAE when it was trained on `latents:VAE_RUN`, else `loaded`.
+    ConfigError when the VAE run is gone or was trained further than the latents the model learnt."""
+    latent = loaded.spec.latent
+    if latent is None:
+        return loaded
+    if not Path(latent.vae_run).is_dir():
+        raise ConfigError(f"this run was trained on the latents of the VAE run {latent.vae_run}, which is not there "
+                          f"(relative paths are read from the current folder)")
+    vae_run = load_run(latent.vae_run, device=device, ema=True)
+    if vae_run.step != latent.vae_step:
+        raise ConfigError(f"{latent.vae_run} is now at step {vae_run.step}, but this run learnt its latents at step "
+                          f"{latent.vae_step}; decode with that checkpoint (or retrain the latent model)")
+    config = dataclasses.replace(loaded.config, data=vae_run.config.data)
+    return dataclasses.replace(loaded, model=LatentDecoded(loaded.model, vae_run.model, latent.scale), config=config,
+                               spec=vae_run.spec)

@@ -1,0 +1,78 @@
+"""What the machine offers, resolved once when a run is created: the autocast precision for
+`trainer.precision = "auto"` and the number of intra-op threads for `trainer.threads = 0`.
+
+Precision "auto" is bf16 where bf16 matrix products run natively and fp32 elsewhere:
+  * CPU: the AVX512-BF16 or AMX-BF16 instructions (x86; read from /proc/cpuinfo), where oneDNN's
+    bf16 kernels run about twice as fast as fp32; without them bf16 is emulated and slower.
+  * CUDA: `torch.cuda.is_bf16_supported()` (Ampere and newer).
+  * anything else (mps, ...): fp32.
+The resolved value is what config.toml records, so a resumed run keeps it on any machine.
+
+Threads 0 ("auto"): one process per core is the rule. torch's default (one thread per core)
+for a single process; under torchrun the cores are shared out among the local processes, so
+W processes on W cores run one thread each. PyTorch's worker threads spin while they wait, so
+a 2-thread step next to another busy process was measured 2-2.5x slower than a 1-thread one:
+when the machine is shared, pass --threads 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CPUINFO = Path("/proc/cpuinfo")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+    """The CPU feature flags of the first processor in /proc/cpuinfo (empty where unreadable)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_has_fast_bf16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device, flags: set[str] | None = None) -> tuple[str, str]:
+    """(fp32 | bf16 | fp16, why) for trainer.precision on `device`; explicit values pass through."""
+    if precision != "auto":
+        return precision, "as configured"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"auto: {torch.cuda.get_device_name(device)} supports bf16"
+        return "fp32", f"auto: {torch.cuda.get_device_name(device)} has no bf16"
+    if device.type == "cpu":
+        if cpu_has_fast_bf16(flags):
+            return "bf16", "auto: the CPU has native bf16 (AVX512-BF16/AMX)"
+        return "fp32", "auto: the CPU has no native bf16 (AVX512-BF16/AMX)"
+    return "fp32", f"auto: no bf16 autocast on {device.type}"
+
+
+def resolve_threads(threads: int, local_world_size: int = 1, cores: int | None = None) -> int:
+    """Intra-op threads for one process: `threads` if positive, else the cores shared out among
+    the `local_world_size` processes on this machine (at least 1)."""
+    if threads > 0:
+        return threads
+    cores = cores or _physical_cores()
+    return max(1, cores // max(1, local_world_size))
+
+
+def _physical_cores() -> int:
+    """Cores this process may run on (torch's own default thread count)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(1, min(usable, torch.get_num_threads()))
