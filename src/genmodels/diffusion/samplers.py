@@ -206,6 +206,17 @@ def _karras_denoised(denoise: Denoiser, sched: NoiseSchedule, y: torch.Tensor, t
     return x_t, _denoised(denoise, sched, x_t, t, clip_x0)[1]
 
 
+def _karras_levels(sched: NoiseSchedule, x_T: torch.Tensor, steps: int | None,
+                   spacing: Spacing) -> tuple[list[tuple[int, int, int, float, float]], torch.Tensor]:
+    """The visited steps as (i, t, s, sigma_t, sigma_s) from the first to the last (i counts down to
+    1, as the other samplers' callbacks do), and the start y_T = x_T sqrt(1 + sigma_T^2) = x_T / sqrt(abar_T)."""
+    taus = timestep_sequence(sched, steps, spacing)
+    sig = sigma_table(sched).tolist()
+    K = len(taus) - 1
+    levels = [(i, taus[K - i], taus[K - i + 1], sig[taus[K - i]], sig[taus[K - i + 1]]) for i in range(K, 0, -1)]
+    return levels, x_T * math.sqrt(1.0 + sig[taus[0]] ** 2)
+
+
 @torch.no_grad()
 def heun(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: int | None = 18,
          generator: torch.Generator | None = None, clip_x0: bool = False,
@@ -218,13 +229,8 @@ def heun(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, *, steps: i
     at the Euler point. `steps` is their N (noise levels), so 2N - 1 network evaluations (N = 18:
     35). Starts from y_T = x_T / sqrt(abar_T). Deterministic: `generator` is unused."""
     del generator
-    taus = timestep_sequence(sched, steps, spacing)
-    sig = sigma_table(sched).tolist()
-    y = x_T * math.sqrt(1.0 + sig[taus[0]] ** 2)
-    K = len(taus) - 1
-    for i in range(K, 0, -1):
-        t, s = taus[K - i], taus[K - i + 1]
-        sigma_t, sigma_s = sig[t], sig[s]
+    levels, y = _karras_levels(sched, x_T, steps, spacing)
+    for i, t, s, sigma_t, sigma_s in levels:
         x_t, D = _karras_denoised(denoise, sched, y, t, sigma_t, clip_x0)
         if callback is not None:
             callback(i, t, x_t, D)
@@ -251,13 +257,8 @@ def euler_ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, 
     and no noise on the last step (sigma_s = 0 gives y = D). This is DDIM with eta = 1 (Song et al.
     2021, eq. 16); with all T steps it is ancestral sampling with sigma_t^2 = beta~_t. `steps`
     network evaluations; noise from `generator`."""
-    taus = timestep_sequence(sched, steps, spacing)
-    sig = sigma_table(sched).tolist()
-    y = x_T * math.sqrt(1.0 + sig[taus[0]] ** 2)
-    K = len(taus) - 1
-    for i in range(K, 0, -1):
-        t, s = taus[K - i], taus[K - i + 1]
-        sigma_t, sigma_s = sig[t], sig[s]
+    levels, y = _karras_levels(sched, x_T, steps, spacing)
+    for i, t, s, sigma_t, sigma_s in levels:
         x_t, D = _karras_denoised(denoise, sched, y, t, sigma_t, clip_x0)
         if callback is not None:
             callback(i, t, x_t, D)
