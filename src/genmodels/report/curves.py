@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import math
 
-SKIP = ("step", "epoch", "time", "cpu_time")
+from genmodels.train.logging import NOT_SERIES
 
 
 def series_of(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -14,7 +14,7 @@ def series_of(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
     out: dict[str, list[tuple[int, float]]] = {}
     for r in records:
         for k, v in r.items():
-            if k in SKIP:
+            if k in NOT_SERIES:
                 continue
             if isinstance(v, str):
                 try:

@@ -15,6 +15,7 @@ from string import Template
 
 from genmodels.report.curves import curves_png, series_of
 from genmodels.report.views import View
+from genmodels.train.logging import NOT_SERIES
 
 REPORT_NAME = "report.html"
 EVAL_NAME = "eval.json"
@@ -124,7 +125,7 @@ def summary_section(config: dict, records: list[dict], checkpoint_step: int | No
         rows.append(["checkpoint step", checkpoint_step])
     if "time" in last:
         rows.append(["training time (s)", last["time"]])
-    rows += [[f"last {k}", v] for k, v in last.items() if k not in ("step", "epoch", "time", "cpu_time")]
+    rows += [[f"last {k}", v] for k, v in last.items() if k not in NOT_SERIES]
     return table(None, rows, numeric_from=1)
 
 

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genmodels.errors import ConfigError
-
-SKIP_KEYS = ("step", "epoch", "time", "cpu_time")
+from genmodels.train.logging import NOT_SERIES
 
 
 @dataclass
@@ -71,7 +70,7 @@ def _last_record(path: Path) -> dict:
 def _numbers(d: dict) -> dict[str, float]:
     out = {}
     for k, v in d.items():
-        if k in SKIP_KEYS or isinstance(v, bool):
+        if k in NOT_SERIES or isinstance(v, bool):
             continue
         try:
             out[k] = float(v)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from genmodels.atomic import LineAppender, write_text
 
+# keys of a record that are bookkeeping, not logged series (no curve is drawn for them)
+NOT_SERIES = ("step", "epoch", "time", "cpu_time")
+
 
 def read_metrics(path: str | Path) -> list[dict]:
     """The logged records, skipping a torn last line left by a crash."""
@@ -64,7 +67,7 @@ class MetricsLogger:
 
     def _remember(self, record: dict) -> None:
         for k, v in record.items():
-            if k not in ("step", "epoch", "time", "cpu_time") and isinstance(v, (int, float)):
+            if k not in NOT_SERIES and isinstance(v, (int, float)):
                 self.series.setdefault(k, []).append((record["step"], float(v)))
 
     def log(self, step: int, values: dict[str, float], **extra) -> None:
