@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from genmodels.data.dataset import DataSpec
 from genmodels.models.gan import GAN, GANConfig
-from genmodels.train.context import TrainContext
+from genmodels.training.context import TrainContext
 
 
 def reference_step(G, D, opt_G, opt_D, x, z_dim, generator):

@@ -32,10 +32,10 @@ from genmodels.data import load
 from genmodels.data.dataset import DataSpec
 from genmodels.metrics.modes import mode_coverage
 from genmodels.models.ddpm import DDPM, DDPMConfig
-from genmodels.train import Trainer, build_model
-from genmodels.train.context import TrainContext
-from genmodels.train.seeds import make_generator
-from genmodels.train.trainer import prepare_modules
+from genmodels.training import Trainer, build_model
+from genmodels.training.context import TrainContext
+from genmodels.training.seeds import make_generator
+from genmodels.training.trainer import prepare_modules
 
 
 def result(row: dict) -> None:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from genmodels.train.logging import read_metrics
+from genmodels.training.logging import read_metrics
 
 MODEL = ["ddpm", "--data", "mnist5k", "--set", "data.limit=1024"]   # library-default U-Net, 28x28
 

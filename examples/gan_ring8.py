@@ -21,7 +21,7 @@ from genmodels.config import RunConfig
 from genmodels.data import load, load_config
 from genmodels.metrics.evaluate import EvalConfig, evaluate, sample_batches
 from genmodels.report import write_report
-from genmodels.train import Trainer, build_model, load_run
+from genmodels.training import Trainer, build_model, load_run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from genmodels.atomic import atomic_file
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
 from genmodels.report import write_report
-from genmodels.train import Trainer, build_model
+from genmodels.training import Trainer, build_model
 
 
 def write_demo_folder(folder: Path, n: int) -> Path:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     train = load_config(config.data, "train", seed=config.seed)
     print(f"{len(train)} training images of shape {tuple(train.x.shape[1:])} from {images}")
     model = build_model(config, train.spec, torch.device("cpu"))
-    result = Trainer(config).fit(model, train)  # writes RUN_DIR/report.html at the end
+    result = Trainer(config, on_finish=write_report).fit(model, train)  # writes RUN_DIR/report.html at the end
     print(f"trained to step {result.step}: {result.values}")
     print(f"report: {Path(args.out) / 'report.html'} (reconstructions and interpolations of held-out images)")
     return 0

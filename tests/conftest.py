@@ -1,6 +1,8 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, and the one stand-in for the trainer's StepContext (`FakeContext`)."""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import torch
@@ -14,3 +16,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class FakeContext:
+    """The whole StepContext of `genmodels.models.base`, for calling a model's `train_step` without a
+    trainer: fp32 (`autocast` is a no-op), plain optimiser steps (no clipping, no grad scaler), one
+    process (`global_batch` is the batch itself) and minibatches of `batch_size` drawn at random from
+    in-memory data x (and labels y, else -1) by their own generator; without x, `next_batch` is a
+    test failure. It records the optimisers stepped (`optimized`) and the minibatches handed out
+    (`batches_served`). The trainer's own implementation is `genmodels.training.context.TrainContext`."""
+
+    def __init__(self, x=None, y=None, batch_size=64, seed=0):
+        self.step, self.device = 0, torch.device("cpu")
+        self.generator = torch.Generator().manual_seed(seed)
+        self.data_generator = torch.Generator().manual_seed(seed + 1)
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.optimized = []          # the optimisers stepped, in order
+        self.batches_served = []     # every minibatch next_batch handed out
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+    def optimize(self, loss, optimizer, modules=None):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.optimized.append(optimizer)
+
+    def global_batch(self, x):
+        return x
+
+    def next_batch(self):
+        if self.x is None:
+            raise AssertionError("this FakeContext holds no data: a model that needs fresh minibatches gets FakeContext(x)")
+        idx = torch.randint(len(self.x), (self.batch_size,), generator=self.data_generator)
+        y = self.y[idx] if self.y is not None else torch.full((self.batch_size,), -1)
+        batch = (self.x[idx], y)
+        self.batches_served.append(batch)
+        return batch

@@ -9,8 +9,8 @@ import torch
 
 from genmodels.config import RunConfig
 from genmodels.errors import CheckpointError, ConfigError
-from genmodels.train import Trainer, build_model, load_run
-from genmodels.train.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
+from genmodels.training import Trainer, build_model, load_run
+from genmodels.training.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
                                         save_atomic)
 from toy_models import install, toy_data
 

@@ -51,6 +51,16 @@ def test_precedence_config_file_then_flags_then_set(tmp_path):
     assert config.trainer.ema_decay == 0.25
 
 
+def test_steps_flag_overrides_epochs_of_a_config_file(tmp_path):
+    cfg = tmp_path / "base.toml"
+    cfg.write_text('[data]\nname = "toy2d"\n[trainer]\nepochs = 50\n[model]\nname = "toy"\n')
+    assert main(["train", "toy", "--config", str(cfg), "--out", str(tmp_path / "a"), *FAST]) == 0
+    config, _ = load_toml(tmp_path / "a" / "config.toml")
+    assert config.trainer.epochs == 0 and config.trainer.steps == 12   # --steps alone: steps, not 50 epochs
+    assert main(["train", "toy", "--config", str(cfg), "--out", str(tmp_path / "b"), "--epochs", "1", *FAST]) == 0
+    assert load_toml(tmp_path / "b" / "config.toml")[0].trainer.epochs == 1   # both given: --epochs wins
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--steps", "-3"], ["trainer.steps", "positive"]),
     (["--set", "trainer.nope=1"], ["nope", "valid keys"]),

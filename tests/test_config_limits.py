@@ -21,7 +21,7 @@ from genmodels.config import RunConfig, field_types
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError, GenmodelsError
 from genmodels.models.registry import MODELS, get_model
-from genmodels.train.run_dir import RunDir, build_model
+from genmodels.training.run_dir import RunDir, build_model
 
 FAMILIES = sorted(MODELS)
 NON_FINITE = ("inf", "-inf", "nan")

@@ -10,7 +10,7 @@ from genmodels.data.load import load
 from genmodels.metrics.modes import mode_coverage
 from genmodels.models.ddpm import DDPM, DDPMConfig
 from genmodels.viz import save_scatter
-from test_ddpm_model import FakeContext
+from conftest import FakeContext
 
 
 @pytest.mark.slow

@@ -16,9 +16,9 @@ from genmodels.config import load_toml
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 from genmodels.models.ddpm import DDPM, DDPMConfig
-from genmodels.train import load_run
-from genmodels.train.checkpoint import check_model, load_checkpoint
-from test_ddpm_model import FakeContext
+from genmodels.training import load_run
+from genmodels.training.checkpoint import check_model, load_checkpoint
+from conftest import FakeContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,6 +1,5 @@
-"""The DDPM family against the model contract, with a minimal stand-in for the trainer's context."""
+"""The DDPM family against the model contract, with the tests' stand-in for the trainer's context."""
 
-import contextlib
 import math
 
 import pytest
@@ -11,29 +10,10 @@ from genmodels.errors import ConfigError
 from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
 from genmodels.models.registry import get_model
 
+from conftest import FakeContext
+
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class FakeContext:
-    """The StepContext contract (models/base.py) in a few lines."""
-
-    def __init__(self, seed=0):
-        self.step, self.device, self.generator = 0, torch.device("cpu"), torch.Generator().manual_seed(seed)
-
-    def autocast(self):
-        return contextlib.nullcontext()
-
-    def optimize(self, loss, optimizer, modules=None):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    def next_batch(self):
-        raise AssertionError("DDPM needs a single batch per step")
-
-    def global_batch(self, x):
-        return x
 
 
 TINY_IMAGE = dict(T=50, channels=8, channel_mults=[1, 2], attention_resolutions=[4], num_res_blocks=1)

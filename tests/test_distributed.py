@@ -18,10 +18,10 @@ import torch
 from genmodels.cli import main
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
-from genmodels.train.data_stream import DataStream
-from genmodels.train.distributed import DistInfo, check_batch, setup
-from genmodels.train.global_batch import GlobalBatchRandomness
-from genmodels.train.logging import read_metrics
+from genmodels.training.data_stream import DataStream
+from genmodels.training.distributed import DistInfo, check_batch, setup
+from genmodels.training.global_batch import GlobalBatchRandomness
+from genmodels.training.logging import read_metrics
 
 STEPS = 4
 # fp32: the equalities are those of the maths; bf16 kernels may round differently at another batch size

@@ -1,7 +1,6 @@
 """The GAN model: Algorithm 2.1 in train_step, options, networks, sampling and views."""
 
 import math
-from contextlib import nullcontext
 
 import pytest
 import torch
@@ -10,37 +9,10 @@ from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.gan import GAN, GANConfig, GANSampleOptions
 from genmodels.models.gan.losses import generator_loss
-from genmodels.models.gan.views import save_decision_surface
 from genmodels.models.registry import get_model
+from genmodels.viz import save_image
 
-
-class FakeContext:
-    """A minimal stand-in for the trainer's StepContext (genmodels.models.base): fp32 steps,
-    minibatches drawn at random from in-memory tensors; records what happened."""
-
-    def __init__(self, x, y=None, batch_size=64, seed=0):
-        self.generator = torch.Generator().manual_seed(seed)
-        self.data_generator = torch.Generator().manual_seed(seed + 1)
-        self.step, self.device = 0, torch.device("cpu")
-        self.x, self.y, self.batch_size = x, y, batch_size
-        self.optimized = []          # the optimisers stepped, in order
-        self.batches_served = []     # every minibatch next_batch handed out
-
-    def autocast(self):
-        return nullcontext()
-
-    def optimize(self, loss, optimizer, modules=None):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        self.optimized.append(optimizer)
-
-    def next_batch(self):
-        idx = torch.randint(len(self.x), (self.batch_size,), generator=self.data_generator)
-        y = self.y[idx] if self.y is not None else torch.full((self.batch_size,), -1)
-        batch = (self.x[idx], y)
-        self.batches_served.append(batch)
-        return batch
+from conftest import FakeContext
 
 
 def ring8_with_labels(n, seed=0, std=0.02):
@@ -251,7 +223,7 @@ def test_decision_surface_view_for_2d_data(tmp_path):
     img = views["decision_surface"]
     assert img.dim() == 4 and img.shape[:2] == (1, 3) and img.shape[2] > 100
     assert img.min() >= -1 and img.max() <= 1 and img.std() > 0.1
-    path = save_decision_surface(img, tmp_path / "d.png")
+    path = save_image(img, tmp_path / "d.png")
     from PIL import Image
     assert Image.open(path).size == (img.shape[3], img.shape[2])
     assert GAN(small(), DataSpec("image", (1, 28, 28))).views() == {}
@@ -314,7 +286,7 @@ def test_ring8_modes_are_covered_by_the_conditional_gan():
 
 
 def test_train_step_runs_under_the_trainers_context():
-    from genmodels.train.context import TrainContext
+    from genmodels.training.context import TrainContext
 
     x, _ = ring8(500)
     helper = FakeContext(x)

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import torch
 
-from genmodels.train.hardware import cpu_flags, cpu_has_fast_bf16, resolve_precision, resolve_threads
+from genmodels.training.hardware import cpu_flags, cpu_has_fast_bf16, resolve_precision, resolve_threads
 
 CPU = torch.device("cpu")
 
@@ -55,7 +55,7 @@ def test_threads_share_the_cores_among_local_processes():
 
 def test_resolved_precision_is_printed_and_recorded_and_kept_on_resume(tmp_path, monkeypatch, capsys):
     from genmodels.cli import main
-    from genmodels.train import trainer
+    from genmodels.training import trainer
 
     monkeypatch.setattr(trainer, "resolve_precision", lambda p, d: resolve_precision(p, d, {"avx512_bf16"}))
     run = tmp_path / "run"

@@ -11,7 +11,7 @@ from genmodels.errors import ConfigError, DataError
 from genmodels.models.infogan import InfoGAN, InfoGANConfig, InfoGANSampleOptions
 from genmodels.models.infogan.codes import CodeSpec, sample_codes
 from genmodels.models.infogan.traversal import traversal_codes
-from genmodels.train.context import TrainContext
+from genmodels.training.context import TrainContext
 
 IMAGES = DataSpec(kind="image", shape=(1, 28, 28), num_classes=10)
 SMALL = dict(width=8, hidden=64, q_hidden=16)          # the paper's layout, narrower, for speed

@@ -59,7 +59,7 @@ def test_sample_decodes_to_images_of_the_vae_data_shape(runs):
 
 def test_decoding_is_the_vae_decoder_of_the_unscaled_latents(runs):
     from genmodels.latent_run import decode_latents
-    from genmodels.train.run_dir import load_run
+    from genmodels.training.run_dir import load_run
 
     loaded = load_run(runs / "ldm")
     decoded = decode_latents(loaded)
@@ -80,7 +80,7 @@ def test_a_vae_trained_further_is_refused(runs, tmp_path):
     import dataclasses
 
     from genmodels.latent_run import decode_latents
-    from genmodels.train.run_dir import load_run
+    from genmodels.training.run_dir import load_run
 
     loaded = load_run(runs / "ldm")
     moved = loaded.spec.latent.__class__(vae_run=loaded.spec.latent.vae_run, vae_step=7, scale=1.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genmodels.errors import ConfigError
-from genmodels.train.lr_schedule import lr_factor, set_learning_rates
+from genmodels.training.lr_schedule import lr_factor, set_learning_rates
 
 
 def test_warmup_is_linear_from_one_over_warmup_to_one():
@@ -55,8 +55,8 @@ def test_trainer_applies_the_schedule(tmp_path, one_thread):
     """A 20-step toy run with warm-up 5 and linear decay logs lr_factor per step as lr_factor()."""
     from genmodels.config import RunConfig
     from genmodels.data import load
-    from genmodels.train import Trainer, build_model
-    from genmodels.train.logging import read_metrics
+    from genmodels.training import Trainer, build_model
+    from genmodels.training.logging import read_metrics
 
     data = load("moons", split="train", seed=0)
     config = RunConfig.default("ddpm").merge({

@@ -15,6 +15,7 @@ from genmodels.metrics import features as F
 from genmodels.metrics.evaluate import EvalConfig, evaluate, samples_from_array
 from genmodels.metrics.frechet import frechet_distance_features
 from genmodels.metrics.prdc import precision_recall_density_coverage
+from genmodels.models.base import GenerativeModel
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_samples_npy_and_real_vs_real_through_the_cli(mnist5k, tmp_path, capsys)
     assert "--data" in capsys.readouterr().err
 
 
-class DummyModel:
+class DummyModel(GenerativeModel):
     """Samples are real digits (or points); has one model-specific metric."""
 
     metric_names = ("nll",)
@@ -92,12 +93,18 @@ class DummyModel:
         self.pool = pool
         self.calls = []
 
+    def train_step(self, batch, ctx):
+        raise AssertionError("not trained")
+
     def sample(self, n, *, generator=None):
         idx = torch.randint(0, len(self.pool), (n,), generator=generator)
         return self.pool[idx]
 
     def modules(self):
         return {"net": torch.nn.Linear(1, 1)}
+
+    def optimizers(self):
+        return {}
 
     def evaluate(self, metric, data, **options):
         self.calls.append((metric, len(data), options))

@@ -14,7 +14,7 @@ import pytest
 
 from disk_faults import fail_writes
 from genmodels.cli import main
-from genmodels.train.checkpoint import load_checkpoint
+from genmodels.training.checkpoint import load_checkpoint
 from toy_models import install
 
 FAST = ["--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "trainer.sample_every=0",

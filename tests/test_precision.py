@@ -12,10 +12,10 @@ from genmodels.cli import main
 from genmodels.config import RunConfig, load_toml
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
-from genmodels.train import Trainer, build_model
-from genmodels.train.context import TrainContext
-from genmodels.train.data_stream import DataStream
-from genmodels.train.trainer import prepare_modules
+from genmodels.training import Trainer, build_model
+from genmodels.training.context import TrainContext
+from genmodels.training.data_stream import DataStream
+from genmodels.training.trainer import prepare_modules
 from toy_models import install, toy_data
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -99,7 +99,7 @@ def test_report_is_written_and_a_failing_report_only_warns(tmp_path, monkeypatch
     calls = []
     monkeypatch.setattr(report, "write_report", lambda run_dir: calls.append(run_dir))
     config, model, data = make(tmp_path / "a", monkeypatch, **{"trainer.report": True})
-    result = Trainer(config).fit(model, data)
+    result = Trainer(config, on_finish=report.write_report).fit(model, data)
     assert calls == [result.run_dir]
 
     def broken(run_dir):
@@ -108,7 +108,7 @@ def test_report_is_written_and_a_failing_report_only_warns(tmp_path, monkeypatch
     monkeypatch.setattr(report, "write_report", broken)
     config, model, data = make(tmp_path / "b", monkeypatch, **{"trainer.report": True})
     with pytest.warns(RuntimeWarning, match="no views today"):
-        result = Trainer(config).fit(model, data)
+        result = Trainer(config, on_finish=report.write_report).fit(model, data)
     assert result.step == 6 and (result.run_dir / "checkpoints" / "latest.pt").is_file()
 
 

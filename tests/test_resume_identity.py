@@ -8,8 +8,8 @@ import pytest
 
 from genmodels.cli import main
 from genmodels.config import load_toml
-from genmodels.train.checkpoint import load_checkpoint
-from genmodels.train.logging import read_metrics
+from genmodels.training.checkpoint import load_checkpoint
+from genmodels.training.logging import read_metrics
 from toy_models import install
 
 FAST = ["--batch-size", "8", "--device", "cpu", "--no-progress", "--precision", "fp32",

@@ -15,8 +15,8 @@ import pytest
 from genmodels.cli import main
 from genmodels.config import load_toml
 from genmodels.errors import RunLocked
-from genmodels.train.checkpoint import load_checkpoint
-from genmodels.train.run_lock import LOCK_NAME, RunLock
+from genmodels.training.checkpoint import load_checkpoint
+from genmodels.training.run_lock import LOCK_NAME, RunLock
 from toy_models import install
 
 HERE = Path(__file__).parent

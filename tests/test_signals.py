@@ -18,8 +18,8 @@ import pytest
 
 from genmodels.cli import main
 from genmodels.report.runs import summarize
-from genmodels.train.checkpoint import load_checkpoint
-from genmodels.train.logging import read_metrics
+from genmodels.training.checkpoint import load_checkpoint
+from genmodels.training.logging import read_metrics
 from test_trainer_resume import _assert_same_tensors
 from toy_models import install
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import genmodels.train as train_pkg
+import genmodels.training as train_pkg
 from genmodels.config import RunConfig
 from genmodels.errors import ConfigError, TrainingDiverged
-from genmodels.train import EMA, Trainer, build_model
-from genmodels.train.checkpoint import load_checkpoint
-from genmodels.train.context import TrainContext
-from genmodels.train.data_stream import DataStream
+from genmodels.training import EMA, Trainer, build_model
+from genmodels.training.checkpoint import load_checkpoint
+from genmodels.training.context import TrainContext
+from genmodels.training.data_stream import DataStream
 from toy_models import install, toy_data
 
 

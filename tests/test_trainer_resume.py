@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from genmodels.cli import main
-from genmodels.train.checkpoint import load_checkpoint
+from genmodels.training.checkpoint import load_checkpoint
 from toy_models import install
 
 HERE = Path(__file__).parent

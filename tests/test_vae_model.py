@@ -4,7 +4,6 @@ IWAE bound lies above it, dynamic binarisation, sampling, views, the decoders an
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import pytest
 import torch
@@ -15,28 +14,13 @@ from genmodels.errors import ConfigError, DataError
 from genmodels.models.registry import get_model
 from genmodels.models.vae import VAE, VAEConfig, VAESampleOptions
 
+from conftest import FakeContext
+
 MNIST = DataSpec("image", (1, 28, 28))
 
 
-class FakeContext:
-    """The StepContext a trainer hands to train_step, reduced to what the VAE uses."""
-
-    def __init__(self, seed: int = 0):
-        self.generator = torch.Generator().manual_seed(seed)
-        self.step = 0
-        self.device = torch.device("cpu")
-
-    def autocast(self):
-        return nullcontext()
-
-    def optimize(self, loss, optimizer, modules=None):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-
 def fit(model, x, steps, batch=64, seed=0):
-    ctx = FakeContext(seed)
+    ctx = FakeContext(seed=seed)
     out = {}
     for s in range(steps):
         ctx.step = s
@@ -167,7 +151,7 @@ def test_full_mnist_short_run_reaches_a_sensible_iwae_nll(tmp_path):
     784-500-500-50 VAE, dynamic binarisation, Adam 1e-3, batch 100; IWAE K = 5000 on the first
     200 test digits (binarised once). About 5-10 minutes on 2 CPU cores."""
     from genmodels.config import RunConfig
-    from genmodels.train import Trainer, build_model
+    from genmodels.training import Trainer, build_model
 
     train, test = load("mnist"), load("mnist", split="test")
     config = RunConfig.default("vae").with_overrides(

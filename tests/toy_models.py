@@ -21,6 +21,7 @@ from torch import nn
 
 from genmodels.config_fields import check_choices, param, require
 from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.models.base import GenerativeModel
 
 
 @dataclass
@@ -58,7 +59,11 @@ class DiagonalGaussian(nn.Module):
         return per_dim.flatten(1).sum(1)
 
 
-class Toy:
+class Toy(GenerativeModel):
+    """The toy family: a diagonal Gaussian, plus an auxiliary regressor that exercises the context."""
+
+    sample_options = ToySampleOptions
+
     def __init__(self, config: ToyConfig, spec: DataSpec, device):
         self.config, self.spec, self.device = config, spec, torch.device(device)
         self.density = DiagonalGaussian(spec.shape).to(self.device)

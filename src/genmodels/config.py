@@ -4,6 +4,7 @@ A run is described by one `RunConfig`, written to `config.toml` as
 
     seed = 0
     out = "runs/ddpm-mnist"
+    init = "zoo:NAME"   (only for a fine-tuned run: the source its networks started from)
     [data]      name, image_size, channels, binarize, limit
     [trainer]   steps, batch_size, ema_decay, grad_clip, ...
     [model]     name = "ddpm" plus every field of the family's config dataclass
@@ -33,7 +34,7 @@ from genmodels.errors import ConfigError
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 SECTIONS = ("data", "trainer", "model")
-TOP_LEVEL = ("seed", "out")
+TOP_LEVEL = ("seed", "out", "init")
 
 
 @dataclass
@@ -86,7 +87,8 @@ class TrainerConfig:
                          "torchrun's local processes; pass 1 when the machine is busy)")
     compile: bool = param(False, "torch.compile each network's forward (nn.Module.compile; slow first steps)")
     channels_last: bool = param(False, "channels-last memory format for 4-D conv weights and image batches")
-    report: bool = param(True, "write RUN_DIR/report.html at the end of training (when genmodels.report exists)")
+    report: bool = param(True, "write RUN_DIR/report.html at the end of training (genmodels train and "
+                         "genmodels.train(); a Trainer of your own calls its on_finish)")
     progress: bool = param(True, "show a tqdm progress bar with the live losses")
     tensorboard: bool = param(True, "also write TensorBoard event files when tensorboard is installed")
 
@@ -114,6 +116,8 @@ class RunConfig:
     model: Any                             # an instance of that family's config dataclass
     seed: int = 0                          # every torch.Generator of the run is derived from it
     out: str = ""                          # run directory
+    init: str = ""                         # fine-tuning: the source (run dir or zoo:NAME) whose weights
+                                           # the networks start from at step 0 ("" = the family's init)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
@@ -131,14 +135,14 @@ class RunConfig:
         self.data.validate()
         self.trainer.validate()
         check_choices(self.model, "model")
-        if hasattr(self.model, "validate"):
-            self.model.validate()
+        self.model.validate()                  # every family's config has one (genmodels.models.base)
 
     def to_dict(self) -> dict:
-        """Plain TOML-ready data (None values are left out: TOML has no null)."""
+        """Plain TOML-ready data (None values are left out: TOML has no null; so is an empty init)."""
         return {
             "seed": self.seed,
             "out": self.out,
+            **({"init": self.init} if self.init else {}),
             "data": dataclass_to_dict(self.data),
             "trainer": dataclass_to_dict(self.trainer),
             "model": {"name": self.model_name, **dataclass_to_dict(self.model)},

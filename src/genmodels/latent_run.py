@@ -16,17 +16,26 @@ from pathlib import Path
 import torch
 
 from genmodels.errors import ConfigError
-from genmodels.train.run_dir import LoadedRun, load_run
+from genmodels.models.base import GenerativeModel
+from genmodels.run import LoadedRun, load_run
 
 
-class LatentDecoded:
-    """A model over VAE latents composed with the VAE's decoder: sample(n) -> images (n, C, H, W)."""
+class LatentDecoded(GenerativeModel):
+    """A model over VAE latents composed with the VAE's decoder: sample(n) -> images (n, C, H, W).
+    It samples only: it has no model-specific metrics (likelihoods of latents are not likelihoods
+    of images), no views, and is trained as its two parts (the VAE, then the prior on its latents)."""
 
-    metric_names: tuple[str, ...] = ()     # likelihoods of latents are not likelihoods of images
-
-    def __init__(self, prior, vae, scale: float):
+    def __init__(self, prior: GenerativeModel, vae: GenerativeModel, scale: float):
         self.prior, self.vae, self.scale = prior, vae, scale
         self.config = prior.config
+        self.spec = vae.spec
+        self.sample_options = prior.sample_options     # the prior's sampler options apply
+        self.device = prior.device
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, float]:
+        """Refused: train the VAE, then the prior on `latents:VAE_RUN`."""
+        raise ConfigError("a latent-decoded model is not trained as one: train the VAE, then the prior on "
+                          "latents:VAE_RUN")
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
         """n images: x ~ the prior's sampler (its options), z = x / s, then E[x | z] of the VAE's decoder."""
@@ -34,12 +43,11 @@ class LatentDecoded:
         return self.vae.decode(x / self.scale, mean=True)                 # z = x / s (LDM scale factor)
 
     def modules(self) -> dict[str, torch.nn.Module]:
+        """The prior's networks and the VAE's (prefixed vae_)."""
         return {**self.prior.modules(), **{f"vae_{k}": m for k, m in self.vae.modules().items()}}
 
-    def ema_modules(self) -> dict[str, torch.nn.Module]:
-        return {}
-
     def optimizers(self) -> dict:
+        """None: the composite is not trained."""
         return {}
 
 

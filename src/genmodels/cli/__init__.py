@@ -19,7 +19,7 @@ from typing import Any
 
 from genmodels.errors import ConfigError, GenmodelsError, TrainingStopped
 
-COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "theory", "report", "runs")
+COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "compare", "theory", "report", "runs", "zoo")
 ARGV_AWARE = ("train", "sample")
 
 

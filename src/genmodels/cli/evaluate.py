@@ -1,8 +1,9 @@
-"""`genmodels evaluate RUN_DIR --metrics fd,kid,prdc,is [--n 10000] [--json]`: measure a trained model.
+"""`genmodels evaluate SOURCE --metrics fd,kid,prdc,is [--n 10000] [--json]`: measure a trained model.
 
-Samples the run's model (EMA weights by default), compares the samples with the data set's test
-split and prints each figure beside the real-data floor (real test vs real train, same sizes).
-Also:
+SOURCE is a run directory written by `genmodels train` or zoo:NAME, a model shipped with the
+package (`genmodels zoo` lists them). Samples the model (a run's EMA weights by default), compares
+the samples with the data set's test split and prints each figure beside the real-data floor
+(real test vs real train, same sizes). Also:
   genmodels evaluate --real-vs-real DATASET                 the floor alone
   genmodels evaluate --samples FILE.npy --data DATASET      samples from a file (as written by
                                                             `genmodels sample --out FILE.npy`)
@@ -34,15 +35,20 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="metrics of a run or of samples, beside the real-data floor",
                               description=lines[0] + "\n\n" + "\n".join(lines[2:]),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", nargs="?", default=None, metavar="RUN_DIR", help="a run directory written by `genmodels train`")
+    p.add_argument("run_dir", nargs="?", default=None, metavar="SOURCE",
+                   help="a run directory written by `genmodels train`, or zoo:NAME (a model shipped with the package; "
+                        "`genmodels zoo` lists them)")
     p.add_argument("--real-vs-real", default=None, metavar="DATASET", help="print the real-data floor of DATASET alone")
     p.add_argument("--samples", default=None, metavar="FILE.npy", help="evaluate samples from a .npy file (needs --data)")
     p.add_argument("--data", default=None, metavar="DATASET", help="the data set the --samples are compared with")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction, help="use the run's EMA weights when it kept them")
-    p.add_argument("--checkpoint", default=None, metavar="FILE.pt", help="a checkpoint other than the run's latest")
+    p.add_argument("--zoo-root", default=None, metavar="DIR",
+                   help="read zoo:NAME from DIR (written by `genmodels zoo export --dest DIR`) instead of the package's zoo")
+    p.add_argument("--checkpoint", default=None, metavar="FILE.pt", help="a checkpoint other than the run's latest "
+                   "(run directories only)")
     p.add_argument("--sample-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a sampling option of the run's model (see `genmodels sample RUN_DIR --help`)")
+                   help="a sampling option of the model (see `genmodels sample SOURCE --help`)")
     group = p.add_argument_group("evaluation settings")
     mapping = add_config_flags(group, EvalConfig, dest_prefix="eval__", taken=OWN_FLAGS, rename_prefix="eval")
     p.set_defaults(func=run, eval_flags=mapping)
@@ -66,14 +72,18 @@ def _load(name: str, split: str, **options):
     return load(name, split=split, **options)
 
 
-def _sample_options(model_name: str, pairs: list[str]) -> dict:
+def _sample_options(model_name: str, pairs, defaults: dict | None = None) -> dict:
+    """The family's sample options (all fields), with `defaults` (a zoo entry's) and then `pairs`
+    (KEY=VALUE strings, or a dict) applied, and checked."""
     from genmodels.config import update_dataclass
     from genmodels.config_checks import validate_options
     from genmodels.models.registry import get_model
 
     options = get_model(model_name)[2]()
-    values = {}
-    for pair in pairs:
+    if defaults:
+        update_dataclass(options, dict(defaults), "the zoo entry's sample options")
+    values = {str(k).replace("-", "_"): v for k, v in pairs.items()} if isinstance(pairs, dict) else {}
+    for pair in () if isinstance(pairs, dict) else pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ConfigError(f"--sample-option {pair!r}: expected KEY=VALUE")
@@ -93,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
     modes = [m for m in (args.run_dir, args.real_vs_real, args.samples) if m is not None]
     if len(modes) != 1:
-        raise ConfigError("give exactly one of RUN_DIR, --real-vs-real DATASET or --samples FILE.npy --data DATASET")
+        raise ConfigError("give exactly one of SOURCE (a run directory or zoo:NAME), --real-vs-real DATASET or "
+                          "--samples FILE.npy --data DATASET")
     if args.data is not None and args.samples is None:
-        raise ConfigError("--data goes with --samples (a run knows its data set)")
+        raise ConfigError("--data goes with --samples (a run or zoo entry knows its data set)")
     cfg = _config(args)
 
     if args.real_vs_real is not None:
@@ -119,32 +130,61 @@ def run(args: argparse.Namespace) -> int:
         if assumed:
             report.notes.append(assumed)
     else:
-        report = _evaluate_run(args, cfg)
+        report = evaluate_source(args.run_dir, cfg, args.sample_option, ema=args.ema, checkpoint=args.checkpoint,
+                                 zoo_root=args.zoo_root)
 
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     return 0
 
 
-def _evaluate_run(args: argparse.Namespace, cfg):
-    from genmodels.metrics import evaluate as E
+# ---------------------------------------------------------------------------------------------
+# Evaluating a trained model (shared with `genmodels compare`)
+
+
+def load_for_evaluation(source, cfg, ema: bool = True, checkpoint=None, zoo_root=None):
+    """The LoadedRun of `source` (a run directory or zoo:NAME) on cfg.device, in eval mode; a model
+    trained on `latents:VAE_RUN` comes back decoding its samples to the VAE's images."""
     from genmodels.latent_run import decode_latents
-    from genmodels.train.run_dir import load_run, resolve_device
-    from genmodels.train.seeds import derive_seed, private_global_rng
+    from genmodels.sources import load_source
+    from genmodels.run import resolve_device
 
     device = resolve_device(cfg.device)
-    loaded = load_run(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint)
-    loaded = decode_latents(loaded, device)  # latents:VAE_RUN: decoded images, scored against the VAE's data
+    loaded = load_source(source, device=device, ema=ema, checkpoint=checkpoint, zoo_root=zoo_root)
+    return decode_latents(loaded, device)  # latents:VAE_RUN: decoded images, scored against the VAE's data
+
+
+def evaluation_data(data_cfg):
+    """(train, test) of a run's data set, prepared as the run trained on it (resize, channels, binarisation)."""
+    options = _data_options(data_cfg)
+    return _load(data_cfg.name, "train", **options), _load(data_cfg.name, "test", **options)
+
+
+def evaluate_loaded(loaded, cfg, sample_options=(), *, data=None):
+    """The EvalReport of a loaded model: cfg.n samples drawn with a generator seeded by cfg.seed
+    against the test split, beside the floor when cfg.floor. `sample_options` are KEY=VALUE strings
+    (or a {field: value} dict) of the family's sample options; `data` is (train, test) when the
+    caller has loaded them already (they must be `evaluation_data(loaded.config.data)`)."""
+    from genmodels.metrics import evaluate as E
+    from genmodels.run import resolve_device
+    from genmodels.run.seeds import derive_seed, private_global_rng
+
+    device = resolve_device(cfg.device)
     data_name = loaded.config.data.name
-    options = _data_options(loaded.config.data)
-    train, test = _load(data_name, "train", **options), _load(data_name, "test", **options)
-    sample_options = _sample_options(loaded.config.model_name, args.sample_option)
+    train, test = data if data is not None else evaluation_data(loaded.config.data)
+    options = _sample_options(loaded.config.model_name, sample_options, loaded.sample_defaults)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     title = (f"{loaded.config.model_name} on {data_name}, step {loaded.step}"
              f"{', EMA weights' if loaded.ema else ''}: {cfg.n} samples vs the test split")
 
     def samples(batch_size):
-        return E.sample_batches(loaded.model, cfg.n, batch_size, generator, tuple(loaded.spec.shape), sample_options,
+        return E.sample_batches(loaded.model, cfg.n, batch_size, generator, tuple(loaded.spec.shape), options,
                                 progress=cfg.progress, clamp=loaded.spec.kind == "image")
 
     with private_global_rng(seed=derive_seed(cfg.seed, "evaluate-global"), device=device):
         return E.evaluate(train, test, cfg, samples=samples, n_samples=cfg.n, model=loaded.model, title=title)
+
+
+def evaluate_source(source, cfg, sample_options=(), ema: bool = True, checkpoint=None, zoo_root=None):
+    """`genmodels evaluate SOURCE`: load a run directory or zoo:NAME and return its EvalReport."""
+    return evaluate_loaded(load_for_evaluation(source, cfg, ema=ema, checkpoint=checkpoint, zoo_root=zoo_root),
+                           cfg, sample_options)

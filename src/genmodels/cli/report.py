@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genmodels.report import write_report
-    from genmodels.train.run_dir import resolve_device
+    from genmodels.run import resolve_device
 
     path = write_report(args.run_dir, views=args.views, device=str(resolve_device(args.device)), seed=args.seed,
                         out=args.out)

@@ -1,11 +1,12 @@
-"""`genmodels sample RUN_DIR --n N --out PATH`: draw samples from a trained run.
+"""`genmodels sample RUN_DIR --n N --out PATH`: draw samples from a trained run (or zoo:NAME).
 
 PATH ending in .png writes a grid of images (a scatter plot for 2-D data); PATH ending in .npy
 writes float32 samples: images as (N, C, H, W) in [0, 1], points as (N, D) in data coordinates.
 The model's own sampling options (sampler, steps, ...) are listed by
 `genmodels sample RUN_DIR --help`. For an image DDPM run, `--inpaint IMAGE --mask MASK` fills the
 mask's 0 pixels (RePaint) and `--init IMAGE --strength S` edits the image (SDEdit); a run trained
-on `latents:VAE_RUN` writes its samples decoded through the VAE.
+on `latents:VAE_RUN` writes its samples decoded through the VAE. RUN_DIR may be `zoo:NAME`, a model
+shipped with the package (`genmodels zoo` lists them; --zoo-root DIR reads another zoo folder).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from genmodels.errors import ConfigError, GenmodelsError
 
 OUTPUT_SUFFIXES = (".png", ".npy")
 CONDITIONING = ("--inpaint", "--mask", "--jump-length", "--resample", "--init", "--strength")  # sample_conditioning
-OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--checkpoint", "-h", "--help",
-           *CONDITIONING)
-VALUE_OPTIONS = ("--n", "--out", "--seed", "--device", "--batch-size", "--checkpoint", *CONDITIONING)
+OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--checkpoint", "--zoo-root",
+           "-h", "--help", *CONDITIONING)
+VALUE_OPTIONS = ("--n", "--out", "--seed", "--device", "--batch-size", "--checkpoint", "--zoo-root", *CONDITIONING)
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
@@ -32,7 +33,8 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p = subparsers.add_parser("sample", help="draw samples from a trained run (.png grid or .npy array)",
                               description=lines[0] + "\n\n" + "\n".join(lines[2:]),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `genmodels train`")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `genmodels train`, or zoo:NAME "
+                                                      "(a model of the zoo, see `genmodels zoo`)")
     p.add_argument("--n", default=None, type=int, metavar="N",
                    help="number of samples (required, except with --inpaint / --init: default the number of images)")
     p.add_argument("--out", default=None, metavar="PATH", help="output file, .png or .npy (required)")
@@ -44,12 +46,14 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    help="generate in chunks of this many samples (0 = all at once; default: 1000)")
     p.add_argument("--checkpoint", default=None, metavar="FILE.pt",
                    help="a checkpoint other than RUN_DIR/checkpoints/latest.pt (default: the latest)")
+    p.add_argument("--zoo-root", default=None, metavar="DIR",
+                   help="read zoo:NAME from the entries in DIR instead of the package's zoo (default: the package's)")
     sample_conditioning.add_arguments(p)
     mapping: dict[str, str] = {}
     run_dir = run_dir_from_argv(argv) if argv else None
     if run_dir is not None:
         try:
-            options_cls = sample_options_class(run_dir)
+            options_cls = sample_options_class(run_dir, zoo_root_from_argv(argv))
         except GenmodelsError:
             if not help_requested(argv):
                 raise
@@ -74,12 +78,22 @@ def run_dir_from_argv(argv: list[str]) -> str | None:
     return None
 
 
-def sample_options_class(run_dir: str) -> type:
-    """The SampleOptions dataclass of the family that trained `run_dir`."""
-    from genmodels.models.registry import get_model
-    from genmodels.train.run_dir import RunDir
+def zoo_root_from_argv(argv: list[str]) -> str | None:
+    """The value of --zoo-root DIR (or --zoo-root=DIR) in argv, else None."""
+    for i, token in enumerate(argv):
+        if token == "--zoo-root" and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith("--zoo-root="):
+            return token.partition("=")[2]
+    return None
 
-    config, _ = RunDir(run_dir).read_config()
+
+def sample_options_class(run_dir: str, zoo_root: str | None = None) -> type:
+    """The SampleOptions dataclass of the family that trained `run_dir` (a run directory or zoo:NAME)."""
+    from genmodels.models.registry import get_model
+    from genmodels.sources import source_config
+
+    config, _ = source_config(run_dir, zoo_root=zoo_root)
     try:
         return get_model(config.model_name)[2]
     except ImportError as e:
@@ -115,7 +129,7 @@ def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "",
 def check_sample_memory(n: int, shape: tuple[int, ...]) -> None:
     """ConfigError when n float32 samples of `shape` (the array the command returns) would not fit
     in this machine's memory, before any is drawn."""
-    from genmodels.train.model_size import format_bytes, memory_bytes
+    from genmodels.run.model_size import format_bytes, memory_bytes
 
     need = 4 * n * math.prod(shape)
     have = memory_bytes(torch.device("cpu"))
@@ -139,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
     from genmodels.config import update_dataclass
     from genmodels.config_checks import validate_options
     from genmodels.latent_run import decode_latents
-    from genmodels.train.run_dir import load_run, resolve_device
-    from genmodels.train.seeds import derive_seed, private_global_rng
+    from genmodels.sources import load_source, sample_defaults
+    from genmodels.run import resolve_device
+    from genmodels.run.seeds import derive_seed, private_global_rng
 
     conditioned = sample_conditioning.requested(args)      # --inpaint / --init: n defaults to the images given
     n = args.n if conditioned else require_arg(args.n, "--n")
@@ -152,12 +167,13 @@ def run(args: argparse.Namespace) -> int:
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"--out {out}: unknown file type; valid: {', '.join(OUTPUT_SUFFIXES)}")
     check_output_path(out)  # a folder, or a path under a file, is refused before any sampling
-    options_cls = sample_options_class(args.run_dir)
+    options_cls = sample_options_class(args.run_dir, args.zoo_root)
     options = options_cls()
+    update_dataclass(options, sample_defaults(args.run_dir, zoo_root=args.zoo_root), "the zoo entry's sample options")
     update_dataclass(options, flag_values(args, args.sample_flags), "sample options")
     validate_options(options, "sample")
     device = resolve_device(args.device)
-    loaded = load_run(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint)
+    loaded = load_source(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint, zoo_root=args.zoo_root)
     loaded = decode_latents(loaded, device)  # a model of VAE latents (latents:VAE_RUN) samples decoded images
     if n is not None:
         check_sample_memory(n, loaded.spec.shape)
@@ -172,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
             x = draw(loaded.model, n, generator, args.batch_size, options_dict)
     n = len(x)
     title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
-    sample_nrow = getattr(loaded.model, "sample_nrow", None)  # a model whose samples form a fixed layout
-    nrow = sample_nrow(**options_dict) if sample_nrow is not None else None
+    nrow = loaded.model.sample_nrow(**options_dict)  # a model whose samples form a fixed layout says so
     path = write_samples(x, out, loaded.spec.kind, title, nrow=nrow)
     print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}{', EMA' if loaded.ema else ''}) to {path}")
     return 0

@@ -1,6 +1,7 @@
 """The `genmodels sample` options that condition an image DDPM on images: --inpaint/--mask (RePaint)
 and --init/--strength (SDEdit). The maths is `genmodels.diffusion.conditioning`; the model
-methods `DDPM.inpaint` and `DDPM.img2img`; this module reads the files and draws in chunks."""
+methods `DDPM.inpaint` and `DDPM.img2img` (a family declares them in `capabilities`, see
+`genmodels.models.base.TASKS`); this module reads the files and draws in chunks."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def draw_conditioned(model, args: argparse.Namespace, n: int | None, generator: 
     from genmodels.data.image_inputs import read_images, read_mask
 
     task = "inpaint" if args.inpaint is not None else "img2img"
-    if not hasattr(model, task):
+    if not model.supports(task):          # the optional tasks of genmodels.models.base.TASKS
         raise ConfigError(f"--{'inpaint' if task == 'inpaint' else 'init'} needs an image DDPM run; this run's model "
                           f"has no {task}")
     if len(shape) != 3:

@@ -4,6 +4,12 @@ Values are taken, lowest precedence first, from the defaults, --recipe NAME (a s
 see `genmodels recipes`; MODEL may then be left out) or --config FILE.toml (or, with --resume, the
 run's own config.toml), the flags below, the model's flags, and --set overrides.
 
+Fine-tuning: --init SOURCE (a run directory or zoo:NAME, see `genmodels zoo`) starts the networks
+from the source's weights (its EMA weights where it kept them) instead of a fresh initialisation,
+with fresh optimisers. The model config must be the source's; without MODEL, --recipe or --config
+the run starts from the source's own run config (machine settings reset: device, threads,
+precision). config.toml records `init`, so --resume continues from the checkpoint, never re-initialises.
+
 Data-parallel training: `torchrun --nproc_per_node N -m genmodels train MODEL ...` (gloo on CPU,
 NCCL on GPUs; --batch-size is the global batch, split over the N processes; only rank 0 writes
 RUN_DIR). Multi-node runs use torchrun's usual --nnodes/--node-rank/--master-addr flags.
@@ -21,14 +27,15 @@ from genmodels.errors import ConfigError
 
 # Options of the command itself; a model field with one of these names gets --model-<name>.
 VALUE_OPTIONS = ("--data", "--out", "--steps", "--epochs", "--batch-size", "--seed", "--config", "--set", "--device",
-                 "--precision", "--threads", "--recipe")
+                 "--precision", "--threads", "--recipe", "--init", "--zoo-root")
 FLAG_OPTIONS = ("--resume", "--override-identity", "--progress", "--no-progress", "--compile", "--no-compile", "--channels-last",
                 "--no-channels-last", "-h", "--help")
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
-    from genmodels.models.registry import MODELS
+    from genmodels.models.registry import families as registered
 
+    MODELS = registered()       # built-in, registered and installed (entry point) families
     families = ", ".join(f"{name} ({entry.description})" for name, entry in sorted(MODELS.items()))
     p = subparsers.add_parser(
         "train", help="train a model into a run directory",
@@ -44,7 +51,8 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    help="built-in data set name or file/folder path (data.name; required unless set by --config "
                         "or --resume)")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory to create or resume (required)")
-    p.add_argument("--steps", default=None, metavar="N", help="optimisation steps (trainer.steps; default: 10000)")
+    p.add_argument("--steps", default=None, metavar="N", help="optimisation steps (trainer.steps; default: 10000; "
+                   "given alone, it also overrides an epochs count from --recipe or --config)")
     p.add_argument("--epochs", default=None, metavar="E",
                    help="passes over the data instead of --steps (trainer.epochs; default: 0 = use --steps)")
     p.add_argument("--batch-size", default=None, metavar="B", help="examples per minibatch (trainer.batch_size; "
@@ -67,6 +75,12 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    help="show a tqdm progress bar (trainer.progress; default: true)")
     p.add_argument("--config", default=None, metavar="FILE.toml",
                    help="read the run config from a TOML file first (default: none)")
+    p.add_argument("--init", default=None, metavar="SOURCE",
+                   help="fine-tune: start the networks from the weights of SOURCE, a run directory or zoo:NAME "
+                        "(same model config; optimisers fresh; recorded as `init` in config.toml; default: none)")
+    p.add_argument("--zoo-root", default=None, metavar="DIR",
+                   help="read --init zoo:NAME from the entries in DIR instead of the package's zoo (default: the "
+                        "package's)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint, with its config.toml "
                         "(default: off; without a checkpoint the run starts from step 0)")
@@ -77,7 +91,7 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    help="override any config value, e.g. --set trainer.ema_decay=0.9999 or --set model.lr=2e-4; "
                         "repeatable (default: none)")
     mapping: dict[str, str] = {}
-    name = (recipe_model(argv) or model_from_argv(argv)) if argv else None
+    name = (recipe_model(argv) or model_from_argv(argv) or init_model(argv)) if argv else None
     if name in MODELS:
         try:
             config_cls = MODELS[name].load()[1]
@@ -120,9 +134,33 @@ def recipe_model(argv: list[str]) -> str | None:
     return None
 
 
+def _option(argv: list[str], flag: str) -> str | None:
+    """The value of `flag VALUE` or `flag=VALUE` in argv, else None."""
+    for i, token in enumerate(argv):
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(flag + "="):
+            return token.partition("=")[2]
+    return None
+
+
+def init_model(argv: list[str]) -> str | None:
+    """The model of the source named by --init SOURCE in argv (None without one or if it cannot be read)."""
+    source = _option(argv, "--init")
+    if not source:
+        return None
+    from genmodels.errors import GenmodelsError
+    from genmodels.sources import source_config
+
+    try:
+        return source_config(source, zoo_root=_option(argv, "--zoo-root"))[0].model_name
+    except GenmodelsError:
+        return None
+
+
 def build_config(args: argparse.Namespace) -> RunConfig:
     """The run config from the defaults / --config / the run's config.toml, the flags and --set."""
-    from genmodels.train.run_dir import RunDir
+    from genmodels.run import RunDir
 
     if args.recipe and args.config:
         raise ConfigError("--recipe and --config both give a whole run config: pass one of them")
@@ -131,6 +169,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             raise ConfigError("--recipe cannot be combined with --resume: the run's own config.toml is used")
         if args.config:
             raise ConfigError("--config cannot be combined with --resume: the run's own config.toml is used")
+        if getattr(args, "init", None):
+            raise ConfigError("--init cannot be combined with --resume: a resumed run continues from its checkpoint "
+                              "(config.toml records the run's init)")
         if not args.out:
             raise ConfigError("--resume needs --out RUN_DIR")
         check_resumable(args.out)
@@ -145,17 +186,26 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         base = load_recipe(args.recipe).config
     elif args.model:
         base = RunConfig.default(args.model)
+    elif getattr(args, "init", None):
+        from genmodels.api import init_base
+
+        base = init_base(args.init, getattr(args, "zoo_root", None))
     else:
-        raise ConfigError("name the model (genmodels train MODEL ...) or a recipe (--recipe NAME)")
+        raise ConfigError("name the model (genmodels train MODEL ...), a recipe (--recipe NAME) or a source to "
+                          "fine-tune (--init SOURCE)")
     args.model = args.model or base.model_name
     if base.model_name != args.model:
         raise ConfigError(f"the config is for model {base.model_name!r} but the command names {args.model!r}")
-    trainer = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size, "device": args.device,
+    epochs = args.epochs
+    if args.steps is not None and epochs is None:
+        epochs = 0   # --steps on the command line wins over epochs set by a recipe or a config file
+    trainer = {"steps": args.steps, "epochs": epochs, "batch_size": args.batch_size, "device": args.device,
                "progress": args.progress, "precision": args.precision, "threads": args.threads, "compile": args.compile,
                "channels_last": args.channels_last}
     nested = {
         "seed": args.seed,
         "out": args.out,
+        "init": getattr(args, "init", None),
         "data": {"name": args.data},
         "trainer": trainer,
         "model": flag_values(args, args.model_flags),
@@ -175,7 +225,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 def check_resumable(out: str) -> None:
     """ConfigError unless `out` is a run directory that --resume can continue (it has a config.toml);
     a missing run is never silently started afresh."""
-    from genmodels.train.run_dir import RunDir
+    from genmodels.run import RunDir
 
     run = RunDir(out)
     if not run.path.exists():
@@ -190,25 +240,20 @@ def check_resumable(out: str) -> None:
 
 def load_data(cfg: DataConfig, seed: int) -> Dataset:
     """The training split named by the [data] table (2-D toys are drawn from the run seed)."""
-    from genmodels.data import load_config
+    from genmodels.api import load_training_data
 
-    return load_config(cfg, "train", seed=seed)
+    return load_training_data(cfg, seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.train import Trainer, build_model
-    from genmodels.train import distributed
+    from genmodels.api import fit_config
 
     config = build_config(args)
-    info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
-    try:
-        dataset = load_data(config.data, config.seed)
-        model = build_model(config, dataset.spec, device)
-        result = Trainer(config, resume=args.resume, override_identity=getattr(args, "override_identity", False)).fit(model, dataset)
-    finally:
-        distributed.teardown()
-    if not info.is_main:
+    fitted = fit_config(config, resume=args.resume, override_identity=getattr(args, "override_identity", False),
+                        zoo_root=getattr(args, "zoo_root", None), load_data=load_data)
+    if not fitted.is_main:
         return 0
+    result = fitted.result
     last = ", ".join(f"{k} {v:.4g}" for k, v in result.values.items())
     print(f"trained {config.model_name} on {config.data.name} to step {result.step}"
           f"{' (' + last + ')' if last else ''}; run directory: {result.run_dir}")

@@ -3,7 +3,7 @@
 
     load("latents:runs/vae", split="train")  -> points Dataset (N, L), dataset.latent = LatentSource
 
-The VAE run is rebuilt with `load_run` (its latest checkpoint, CPU); the split of the data set it
+The VAE run is rebuilt with `genmodels.run.load_run` (its latest checkpoint, CPU); the split of the data set it
 trained on (with its [data] preparation; the train split keeps its data.limit) is encoded to the
 means mu_phi(x) of q_phi(z | x). As in the LDM paper (sec. 4.3.2, appendix G) the latents are
 multiplied by one scalar s = 1 / std, the standard deviation over all latent dimensions of the
@@ -56,7 +56,7 @@ def load_latents(name: str, split: str = "train", *, limit: int = 0, image_size:
                  binarize: bool = False) -> Dataset:
     """The `latents:VAE_RUN` data set: points (N, L) = s mu_phi(x) for the VAE's `split`, with its labels.
     ConfigError for image options (they belong to the VAE's data) or a run that is not a VAE."""
-    from genmodels.train.run_dir import load_run
+    from genmodels.run import load_run
 
     if image_size or channels or binarize:
         raise ConfigError(f"data {name!r}: data.image_size, data.channels and data.binarize do not apply to VAE "

@@ -193,13 +193,6 @@ def sample_metrics(samples: torch.Tensor, names: list[str], validation: torch.Te
 # Sources of samples
 
 
-def model_device(model) -> torch.device:
-    for m in model.modules().values():
-        for p in m.parameters():
-            return p.device
-    return torch.device("cpu")
-
-
 def sample_batches(model, n: int, batch_size: int, generator: torch.Generator, spec_shape: tuple[int, ...],
                    options: dict | None = None, progress: bool = True, clamp: bool = True) -> Iterator[torch.Tensor]:
     """Yield n samples from `model.sample` in batches (B, *spec_shape), with a progress bar;
@@ -283,12 +276,13 @@ def evaluate(train: Dataset, test: Dataset, cfg: EvalConfig, *, samples: Callabl
     """Measure the samples that `samples(batch_size)` yields (n_samples of them; None = the real
     floor alone) against `test`, with the floor (test vs n training images) beside each figure.
 
-    `model`, when given, provides the model-specific metrics it lists in `metric_names`.
+    `model` (a `genmodels.models.base.GenerativeModel`), when given, provides the model-specific
+    metrics it lists in `metric_names`.
     `extractor` overrides cfg.extractor (e.g. a user's nn.Module wrapped in ModuleExtractor).
     """
     cfg.validate()
     kind = test.kind
-    model_metric_names = tuple(getattr(model, "metric_names", ())) if model is not None else ()
+    model_metric_names = tuple(model.metric_names) if model is not None else ()
     feat_names, smp_names, mdl_names = resolve_metrics(cfg, kind, model_metric_names)
     if samples is None and mdl_names:
         raise ConfigError(f"model-specific metrics {mdl_names} need a model (a run directory)")
@@ -342,7 +336,7 @@ def evaluate(train: Dataset, test: Dataset, cfg: EvalConfig, *, samples: Callabl
         f, fs = floors.get(key, (None, None))
         report.rows.append(MetricRow(key, v, s, f, fs))
     for name in mdl_names:
-        g = torch.Generator(device=model_device(model)).manual_seed(cfg.seed + 2)
+        g = torch.Generator(device=model.device).manual_seed(cfg.seed + 2)
         subset = Dataset(x=reference, y=None if test.y is None else test.y[ref_idx], name=test.name, kind=test.kind,
                          num_classes=test.num_classes, modes=test.modes, mode_std=test.mode_std)
         options = dict(estimates=cfg.nll_estimates, ode_trace=cfg.ode_trace, ode_probes=cfg.ode_probes,

@@ -29,6 +29,7 @@ from genmodels.diffusion.samplers import get_sampler
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.diffusion.t_sampler import ImportanceTimestepSampler
 from genmodels.errors import ConfigError, DataError, choice_error
+from genmodels.models.base import VIEW_FRAMES, GenerativeModel
 from genmodels.nets.denoiser_mlp import DenoiserMLP
 from genmodels.nets.unet import UNet
 
@@ -177,10 +178,12 @@ class _Standardiser(nn.Module):
             self.fitted.fill_(True)
 
 
-class DDPM:
+class DDPM(GenerativeModel):
     """A denoising diffusion probabilistic model over images (B, C, H, W) in [-1, 1] or points (B, D)."""
 
+    sample_options = DDPMSampleOptions
     metric_names = ("nll",)
+    capabilities = ("inpaint", "img2img")        # RePaint and SDEdit, for image runs
 
     def __init__(self, config: DDPMConfig, spec: DataSpec, device: torch.device | str = "cpu"):
         config.validate()
@@ -215,16 +218,19 @@ class DDPM:
         self.decoder = "discretized" if self.is_image else "gaussian"
 
     # --- the contract -------------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:  # noqa: D102
+    def modules(self) -> dict[str, nn.Module]:
+        """The denoiser, the points standardiser and (importance-sampled t) the L_t history."""
         out = {"denoiser": self.net, "standardiser": self.standardiser}
         if self.t_sampler is not None:              # the history of L_t, saved so that resume is exact
             out["t_sampler"] = self.t_sampler
         return out
 
-    def ema_modules(self) -> dict[str, nn.Module]:  # noqa: D102
+    def ema_modules(self) -> dict[str, nn.Module]:
+        """The denoiser (its EMA is what samples)."""
         return {"denoiser": self.net}
 
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:  # noqa: D102
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Adam over the denoiser."""
         return {"denoiser": self.opt}
 
     def _to_model_space(self, x: torch.Tensor) -> torch.Tensor:
@@ -237,7 +243,7 @@ class DDPM:
         """One step of Algorithm 4.1 (or the L_vlb / L_hybrid objective) on a minibatch (x, y)."""
         x, y = batch
         x = x.to(self.device, torch.float32)
-        gather = ctx.global_batch if hasattr(ctx, "global_batch") else (lambda z: z)
+        gather = ctx.global_batch
         if not self.is_image:
             # fitted on the global batch so that it does not depend on the number of processes
             self.standardiser.fit(gather(x))
@@ -427,8 +433,7 @@ class DDPM:
         Images: bits/dim (the discretised decoder for the bound and eq. 4.8; the data must be on the
         8-bit grid). Points: nats/dim (nats_per_dim_* keys; continuous Gaussian decoder, in data
         coordinates). With learned variances, the bound and eq. 4.8 use Sigma_theta. Also n."""
-        if metric not in self.metric_names:
-            raise choice_error("DDPM metric", metric, self.metric_names)
+        self.check_metric(metric)
         names = [e.strip() for e in estimates.split(",") if e.strip()]
         for e in names:
             if e not in NLL_ESTIMATES:
@@ -481,9 +486,11 @@ class DDPM:
         return out
 
     @torch.no_grad()
-    def views(self, generator: torch.Generator | None = None, n: int = 8, frames: int = 10) -> dict[str, torch.Tensor]:
+    def views(self, generator: torch.Generator | None = None, data: Dataset | None = None, n: int = 8,
+              frames: int = VIEW_FRAMES) -> dict[str, torch.Tensor]:
         """A denoising strip for images: n rows of x_t at `frames` times from x_T to x_0 by
-        DDIM-50 (or T steps if fewer), as an (n * frames, C, H, W) batch (rows are samples). Points data: {}."""
+        DDIM-50 (or T steps if fewer), as an (n * frames, C, H, W) batch (rows are samples); it
+        draws from the model alone (`data` is not used). Points data: {}."""
         if not self.is_image:
             return {}
         snaps: list[torch.Tensor] = []

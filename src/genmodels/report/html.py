@@ -13,12 +13,12 @@ from html import escape
 from pathlib import Path
 from string import Template
 
-from genmodels.report.curves import curves_png, series_of
+from genmodels.report.curves import series_of
 from genmodels.report.views import View
-from genmodels.train.logging import NOT_SERIES
+from genmodels.run.layout import EVAL, SAMPLES
+from genmodels.run.metrics_file import NOT_SERIES
+from genmodels.viz import curves_png
 
-REPORT_NAME = "report.html"
-EVAL_NAME = "eval.json"
 MAX_SAMPLE_GRIDS = 24  # at most this many sample grids (evenly spread, the latest always kept)
 
 PAGE = Template("""<!DOCTYPE html>
@@ -171,7 +171,7 @@ def views_section(views: list[View], notes: list[str]) -> str:
 def read_eval(path: Path) -> tuple[dict | None, str]:
     """(the evaluation report, '') or (None, why it is missing)."""
     if not path.is_file():
-        return None, (f"no evaluation yet: run `genmodels evaluate RUN_DIR --json > RUN_DIR/{EVAL_NAME}` "
+        return None, (f"no evaluation yet: run `genmodels evaluate RUN_DIR --json > RUN_DIR/{EVAL}` "
                       f"and rebuild the report to see the metrics beside the real-data floor")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -224,7 +224,7 @@ def build_page(run_dir: Path, config: dict, records: list[dict], views: list[Vie
         summary=summary_section(config, records, checkpoint_step),
         config=config_section(config),
         curves=curves_section(records, title),
-        samples=samples_section(run_dir / "samples"),
+        samples=samples_section(run_dir / SAMPLES),
         views=views_section(views, view_notes),
-        evaluation=evaluation_section(run_dir / EVAL_NAME),
+        evaluation=evaluation_section(run_dir / EVAL),
     )

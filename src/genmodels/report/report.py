@@ -7,15 +7,16 @@ from pathlib import Path
 
 from genmodels.atomic import check_output_path, write_text
 from genmodels.errors import ConfigError
-from genmodels.report.html import REPORT_NAME, build_page
+from genmodels.report.html import build_page
 from genmodels.report.views import render_views
+from genmodels.run.layout import RunDir
 
 
 def read_config_table(run_dir: Path) -> dict:
     """RUN_DIR/config.toml as plain tables; ConfigError if this is not a run directory."""
-    path = run_dir / "config.toml"
+    path = RunDir(run_dir).config
     if not path.is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.toml)")
+        raise ConfigError(f"{run_dir}: not a run directory (no {path.name})")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -30,12 +31,12 @@ def write_report(run_dir: str | Path, *, views: bool = True, device: str = "cpu"
     strip, GAN decision surface) from the latest checkpoint into RUN_DIR/views/, on `device`,
     with a generator seeded by `seed`. The page is written atomically (a reader never sees half).
     """
-    from genmodels.train.logging import read_metrics
+    from genmodels.run.metrics_file import read_metrics
 
     run_dir = Path(run_dir)
     config = read_config_table(run_dir)
-    path = check_output_path(out if out is not None else run_dir / REPORT_NAME)  # before the views are drawn
-    records = read_metrics(run_dir / "metrics.jsonl")
+    path = check_output_path(out if out is not None else RunDir(run_dir).report)  # before the views are drawn
+    records = read_metrics(RunDir(run_dir).metrics)
     if views:
         result = render_views(run_dir, device=device, seed=seed)
         view_list, notes, step = result.views, result.notes, result.step

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genmodels.errors import ConfigError
-from genmodels.train.logging import NOT_SERIES
+from genmodels.run.layout import CONFIG, EVAL, METRICS
+from genmodels.run.metrics_file import NOT_SERIES
 
 
 @dataclass
@@ -40,7 +41,7 @@ def find_runs(root: str | Path) -> list[Path]:
         raise ConfigError(f"{root}: no such directory")
     found = []
     for here, dirs, files in os.walk(root):
-        if "config.toml" in files:
+        if CONFIG in files:
             found.append(Path(here))
             dirs[:] = []  # a run's own folders (samples, checkpoints) hold no runs
             continue
@@ -99,17 +100,17 @@ def summarize(run_dir: str | Path) -> RunSummary:
     """What `genmodels runs` shows of one run directory."""
     run_dir = Path(run_dir)
     try:
-        config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+        config = tomllib.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
         problem = ""
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        config, problem = {}, f"config.toml unreadable: {e}"
+        config, problem = {}, f"{CONFIG} unreadable: {e}"
     model = config.get("model", {}).get("name", "?")
     data = config.get("data", {}).get("name", "?")
     steps = config.get("trainer", {}).get("steps")
-    last = _last_record(run_dir / "metrics.jsonl")
+    last = _last_record(run_dir / METRICS)
     return RunSummary(path=run_dir, model=model, data=data, step=int(last.get("step", 0)),
                       steps=steps if isinstance(steps, int) else None, losses=_numbers(last),
-                      metrics=_eval_values(run_dir / "eval.json"), problem=problem)
+                      metrics=_eval_values(run_dir / EVAL), problem=problem)
 
 
 def _values(d: dict[str, float], limit: int = 4) -> str:

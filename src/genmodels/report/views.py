@@ -1,25 +1,24 @@
-"""The family-specific pictures of a run: load its latest weights, call `model.views(generator)`
-and save each returned grid as `RUN_DIR/views/<name>.png`.
+"""The family-specific pictures of a run: load its latest weights, call
+`model.views(generator, data=<the run's test split>)` and save each returned grid as
+`RUN_DIR/views/<name>.png`.
 
 Families return either one tiled picture (1, C, H, W) in [-1, 1] (VAE reconstructions and
 interpolations, InfoGAN traversals, the GAN decision surface) or a batch of frames
-(N, C, H, W) laid out row by row (the DDPM denoising strip x_T -> x_0, `frames` per row).
+(N, C, H, W) laid out row by row (the DDPM denoising strip x_T -> x_0, VIEW_FRAMES per row).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from genmodels.errors import DataError, GenmodelsError
+from genmodels.models.base import VIEW_FRAMES
+from genmodels.run.layout import RunDir
 
-VIEWS_DIR = "views"
-STRIP_FRAMES = 10   # frames per row asked of families whose views() take `frames` (DDPM)
 MIN_WIDTH = 256     # small grids are enlarged (nearest neighbour) to at least this many pixels
 
 CAPTIONS = {
@@ -70,50 +69,28 @@ def save_view(image: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
     return save_grid(image, path, nrow=nrow, scale=max(1, math.ceil(MIN_WIDTH / width)))
 
 
-def _view_kwargs(views_fn, generator: torch.Generator, data: Callable[[], object]) -> dict:
-    """The keyword arguments this family's views() accepts among generator, data (the run's test
-    split, loaded only when asked for) and frames."""
-    params = inspect.signature(views_fn).parameters
-    kwargs: dict = {}
-    if "generator" in params:
-        kwargs["generator"] = generator
-    if "data" in params:
-        try:
-            kwargs["data"] = data()
-        except DataError:  # e.g. the package that ships the data set is gone: views without real inputs
-            pass
-    if "frames" in params:
-        kwargs["frames"] = STRIP_FRAMES
-    return kwargs
-
-
 def render_views(run_dir: str | Path, *, device: str = "cpu", seed: int = 0) -> ViewsResult:
     """Draw the run's family views from its latest checkpoint (EMA weights when kept) into
     RUN_DIR/views/. Missing checkpoints or families without views give notes, not errors."""
-    from genmodels.train.run_dir import load_run
+    from genmodels.data import load_config
+    from genmodels.run import load_run
 
     run_dir = Path(run_dir)
     try:
         loaded = load_run(run_dir, device=device, ema=True)
     except GenmodelsError as e:
         return ViewsResult([], [f"no model views: {e}"], None)
-    model = loaded.model
-    if not hasattr(model, "views"):
-        return ViewsResult([], [f"the {loaded.config.model_name} family draws no extra views"], loaded.step)
-
-    def test_data():
-        from genmodels.data import load_config
-
-        return load_config(loaded.config.data, "test", seed=loaded.config.seed)
-
+    try:
+        data = load_config(loaded.config.data, "test", seed=loaded.config.seed)
+    except DataError:  # e.g. the package that ships the data set is gone: views without real inputs
+        data = None
     generator = torch.Generator(device=device).manual_seed(seed)
-    kwargs = _view_kwargs(model.views, generator, test_data)
     with torch.no_grad():
-        images = model.views(**kwargs)
-    out_dir = run_dir / VIEWS_DIR
+        images = loaded.model.views(generator, data=data)
+    out_dir = RunDir(run_dir).views
     views, notes = [], []
     for name, image in images.items():
-        nrow = kwargs.get("frames") if image.shape[0] > 1 else None
+        nrow = VIEW_FRAMES if image.shape[0] > 1 else None
         path = save_view(image.detach().float().cpu(), out_dir / f"{name}.png", nrow=nrow)
         views.append(View(name, path, caption_of(name)))
     if not views:

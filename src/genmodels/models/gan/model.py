@@ -8,7 +8,8 @@
         descend (1/m) sum -log D(G(z))   [or log(1 - D(G(z)))]     (step 8, Remark 1 / eq. 2.3)
 
 D is represented by its logit; the losses are in `losses.py`. The networks come from
-`genmodels.nets` (paper-style MLPs or DCGAN convnets) and know nothing of the game.
+`genmodels.nets` (paper-style MLPs, the paper's own MNIST nets with a maxout D, or DCGAN convnets)
+and know nothing of the game.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from torch import nn
 
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
-from genmodels.models.gan.config import BETAS, GANConfig
+from genmodels.models.base import GenerativeModel, eval_mode
+from genmodels.models.gan.config import BETAS, GANConfig, GANSampleOptions
 from genmodels.models.gan.losses import BCE_KINDS, generator_loss, gradient_penalty
 from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mean_statistics
-from genmodels.models.gan.views import decision_surface, image_to_tensor
+from genmodels.models.gan import views as gan_views
 from genmodels.nets.dcgan import SIZES, DCGANDiscriminator, DCGANGenerator
-from genmodels.nets.gan_mlp import MLPDiscriminator, MLPGenerator
+from genmodels.nets.gan_mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator, goodfellow2014_generator
 
 REFERENCE_POINTS = 2000   # real 2-D points kept (from the first minibatches) to draw under the samples
 
@@ -31,20 +33,27 @@ REFERENCE_POINTS = 2000   # real 2-D points kept (from the first minibatches) to
 def sample_z(m: int, z_dim: int, kind: str, generator: torch.Generator | None,
              device: torch.device) -> torch.Tensor:
     """m draws of the noise prior p_z (Algorithm 2.1, steps 3 and 7): (m, z_dim), Uniform(-1, 1)
-    for kind "uniform", else N(0, I)."""
+    for kind "uniform", Uniform(-sqrt 3, sqrt 3) (unit variance, the "uniform" noise of Goodfellow
+    et al.'s code) for "uniform-sqrt3", else N(0, I)."""
     if kind == "uniform":
         return torch.rand(m, z_dim, generator=generator, device=device) * 2 - 1
+    if kind == "uniform-sqrt3":
+        return (torch.rand(m, z_dim, generator=generator, device=device) * 2 - 1) * 3 ** 0.5
     return torch.randn(m, z_dim, generator=generator, device=device)
 
 
 def resolve_arch(config: GANConfig, spec: DataSpec) -> str:
-    """"mlp" or "dcgan" for this data: auto picks DCGAN for square 28x28 / 32x32 images, else MLP."""
+    """"mlp", "dcgan" or "goodfellow2014" for this data: auto picks DCGAN for square 28x28 / 32x32
+    images, else MLP; goodfellow2014 (the paper's MNIST nets) needs images, of any shape."""
     square = spec.kind == "image" and len(spec.shape) == 3 and spec.shape[1] == spec.shape[2] in SIZES
     if config.arch == "auto":
         return "dcgan" if square else "mlp"
     if config.arch == "dcgan" and not square:
         raise ConfigError(f"model.arch='dcgan' needs 28x28 or 32x32 images, but the data has {spec.kind} "
                           f"examples of shape {tuple(spec.shape)}; use arch='mlp' or 'auto'")
+    if config.arch == "goodfellow2014" and spec.kind != "image":
+        raise ConfigError(f"model.arch='goodfellow2014' is the paper's image networks (pixels in [-1, 1] from a "
+                          f"sigmoid output), but the data has {spec.kind} examples; use arch='mlp' or 'auto'")
     return config.arch
 
 
@@ -57,6 +66,9 @@ def build_networks(config: GANConfig, spec: DataSpec, num_classes: int) -> tuple
         if config.g_batchnorm:
             raise ConfigError("model.g_batchnorm applies to the MLP generator; the DCGAN generator always has "
                               "batch norm (drop g_batchnorm or use arch='mlp')")
+        if config.d_dropout or config.d_input_dropout:
+            raise ConfigError("model.d_dropout and model.d_input_dropout apply to the mlp and goodfellow2014 "
+                              "discriminators; the DCGAN discriminator has no dropout (set them to 0 or change arch)")
         channels, size = spec.shape[0], spec.shape[1]
         batchnorm = {"on": True, "off": False}.get(config.d_batchnorm,
                                                     config.loss != "wasserstein" and not config.spectral_norm)
@@ -67,20 +79,29 @@ def build_networks(config: GANConfig, spec: DataSpec, num_classes: int) -> tuple
     points = spec.kind == "points"
     width = config.mlp_width or (256 if points else 1024)
     depth = config.mlp_depth or (3 if points else 2)
+    if arch == "goodfellow2014":
+        if config.g_batchnorm:
+            raise ConfigError("model.g_batchnorm: the goodfellow2014 generator has no batch norm (the paper's "
+                              "MNIST G); drop g_batchnorm or use arch='mlp'")
+        G = goodfellow2014_generator(config.z_dim, spec.shape, [width] * depth, num_classes=num_classes)
+        D = MaxoutDiscriminator(d_shape, [config.maxout_units] * depth, config.maxout_pieces, num_classes=num_classes,
+                                input_dropout=config.d_input_dropout, dropout=config.d_dropout,
+                                spectral_norm=config.spectral_norm)
+        return G, D, arch
     G = MLPGenerator(config.z_dim, spec.shape, [width] * depth, output="identity" if points else "tanh",
                      num_classes=num_classes, batchnorm=config.g_batchnorm)
     D = MLPDiscriminator(d_shape, [width] * depth, num_classes=num_classes, dropout=config.d_dropout,
-                         spectral_norm=config.spectral_norm)
+                         input_dropout=config.d_input_dropout, spectral_norm=config.spectral_norm)
     return G, D, arch
 
 
-class GAN:
+class GAN(GenerativeModel):
     """Generator G and discriminator D trained by Algorithm 2.1 (see the module docstring).
 
     config: GANConfig; spec: the data's DataSpec; device: where the networks live.
     """
 
-    metric_names: tuple[str, ...] = ()
+    sample_options = GANSampleOptions
 
     def __init__(self, config: GANConfig, spec: DataSpec, device: torch.device | str = "cpu"):
         config.validate()
@@ -103,12 +124,15 @@ class GAN:
 
     # ----------------------------------------------------------------- the contract
     def modules(self) -> dict[str, nn.Module]:
+        """The generator G and the discriminator D."""
         return {"G": self.G, "D": self.D}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser for each player."""
         return {"G": self.opt_G, "D": self.opt_D}
 
     def ema_modules(self) -> dict[str, nn.Module]:
+        """G, when model.ema asks for an EMA of the generator (what then samples)."""
         return {"G": self.G} if self.config.ema else {}
 
     def noise(self, m: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -200,36 +224,39 @@ class GAN:
                      else torch.full((n,), label, device=self.device, dtype=torch.long))
         elif label >= 0:
             raise ConfigError(f"label={label} needs a conditional GAN (model.conditional = true)")
-        was_training = self.G.training
-        self.G.eval()
-        try:
+        with eval_mode(self.G):
             out = []
             for start in range(0, n, batch_size):
                 m = min(batch_size, n - start)
                 y = y_all[start:start + m] if self.num_classes else None
                 out.append(self.G(self.noise(m, generator), y).float())
             return torch.cat(out) if out else torch.empty(0, *self.spec.shape, device=self.device)
-        finally:
-            self.G.train(was_training)
 
     @torch.no_grad()
-    def views(self, generator: torch.Generator | None = None, data: Dataset | None = None) -> dict[str, torch.Tensor]:
-        """For 2-D points: {"decision_surface": (1, 3, H, W) in [-1, 1]}, D over the plane with 1,000
-        samples over real points (compare D*_G of seed Proposition 2): the first REFERENCE_POINTS of
-        `data` when given (e.g. a reloaded run's test split), else the points seen in training."""
+    def decision_surface(self, generator: torch.Generator | None = None,
+                         data: Dataset | None = None) -> gan_views.DecisionSurface | None:
+        """For 2-D points: D over the plane with 1,000 samples over real points (compare D*_G of seed
+        Proposition 2): the first REFERENCE_POINTS of `data` when given (e.g. a reloaded run's test
+        split), else the points seen in training. None for other data and for a conditional GAN."""
         if self.spec.kind != "points" or self.spec.dim != 2 or self.num_classes:
-            return {}
+            return None
         reference = self._reference
         if data is not None and len(data) and tuple(data.x.shape[1:]) == tuple(self.spec.shape):
             reference = data.x[:REFERENCE_POINTS].float()
         samples = self.sample(1000, generator=generator)
-        was_training = self.D.training
-        self.D.eval()
-        try:
+        with eval_mode(self.D):
             pack = self.config.pack                       # a packed D judges `pack` copies of each point
-            image = decision_surface(lambda p: self.discriminate(p.repeat_interleave(pack, 0)), samples,
-                                     reference, probability=self.config.loss in BCE_KINDS,
-                                     device=self.device, title=f"GAN ({self.config.loss}): D over the data")
-        finally:
-            self.D.train(was_training)
+            return gan_views.decision_surface(lambda p: self.discriminate(p.repeat_interleave(pack, 0)), samples,
+                                              reference, probability=self.config.loss in BCE_KINDS,
+                                              device=self.device)
+
+    def views(self, generator: torch.Generator | None = None, data: Dataset | None = None) -> dict[str, torch.Tensor]:
+        """For 2-D points: {"decision_surface": (1, 3, H, W) in [-1, 1]}, the picture of
+        `decision_surface(generator, data)` (drawn by `genmodels.viz`). Other data: {}."""
+        from genmodels.viz import draw_decision_surface, image_to_tensor
+
+        surface = self.decision_surface(generator, data)
+        if surface is None:
+            return {}
+        image = draw_decision_surface(surface, title=f"GAN ({self.config.loss}): D over the data")
         return {"decision_surface": image_to_tensor(image)}

@@ -24,18 +24,19 @@ from torch import nn
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.metrics.clustering import code_accuracy
+from genmodels.models.base import GenerativeModel, eval_mode
 from genmodels.models.gan.config import BETAS
 from genmodels.models.gan.losses import generator_loss
 from genmodels.models.gan.model import sample_z
 from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mean_statistics
 from genmodels.models.infogan.codes import Codes, sample_codes
-from genmodels.models.infogan.config import InfoGANConfig
+from genmodels.models.infogan.config import InfoGANConfig, InfoGANSampleOptions
 from genmodels.models.infogan.mi import QOutput, info_loss, info_terms, q_output_dim, split_q
 from genmodels.models.infogan.traversal import grid_shape, traversal_codes
 from genmodels.nets.dcgan import SIZES
 from genmodels.nets.gan_mlp import MLPGenerator
 from genmodels.nets.infogan_nets import InfoGANBody, InfoGANGenerator, MLPBody, QHead, SharedDiscriminator
-from genmodels.viz import make_grid
+from genmodels.viz import tile
 
 ACCURACY_WINDOW = 2000   # recent real training examples behind the logged code accuracy
 
@@ -58,19 +59,6 @@ def build_networks(config: InfoGANConfig, spec: DataSpec) -> tuple[nn.Module, nn
 
 
 @contextlib.contextmanager
-def eval_mode(*nets: nn.Module):
-    """Nets in eval mode (batch norm on running statistics) inside the block, their modes restored after."""
-    modes = [net.training for net in nets]
-    try:
-        for net in nets:
-            net.eval()
-        yield
-    finally:
-        for net, mode in zip(nets, modes):
-            net.train(mode)
-
-
-@contextlib.contextmanager
 def frozen(*nets: nn.Module):
     """Inside the block the nets' parameters need no gradient (the generator step only needs the
     gradient through D and Q with respect to their input, not their weights' gradients)."""
@@ -85,18 +73,13 @@ def frozen(*nets: nn.Module):
             p.requires_grad_(flag)
 
 
-def tile(images: torch.Tensor, nrow: int) -> torch.Tensor:
-    """(N, C, H, W) in [-1, 1] -> one picture (1, C, H', W') in [-1, 1] with `nrow` images per row."""
-    grid = torch.from_numpy(make_grid(images, nrow=nrow)).permute(2, 0, 1).float()
-    return (grid / 127.5 - 1)[None]
-
-
-class InfoGAN:
+class InfoGAN(GenerativeModel):
     """Generator G(z, c), discriminator D = head(body(x)) and Q = Q-head(body(x)).
 
     config: InfoGANConfig; spec: the data's DataSpec; device: where the networks live.
     """
 
+    sample_options = InfoGANSampleOptions
     metric_names: tuple[str, ...] = ("code-accuracy",)
 
     def __init__(self, config: InfoGANConfig, spec: DataSpec, device: torch.device | str = "cpu"):
@@ -116,12 +99,15 @@ class InfoGAN:
 
     # ----------------------------------------------------------------- the contract
     def modules(self) -> dict[str, nn.Module]:
+        """The generator G, the discriminator D (body + head) and Q's head."""
         return {"G": self.G, "D": self.D, "Q": self.Q}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """G's, and one over D and Q (they share D's body)."""
         return {"G": self.opt_G, "D": self.opt_D}
 
     def ema_modules(self) -> dict[str, nn.Module]:
+        """G, when model.ema asks for an EMA of the generator (what then samples)."""
         return {"G": self.G} if self.config.ema else {}
 
     # ----------------------------------------------------------------- pieces
@@ -263,9 +249,11 @@ class InfoGAN:
             return self.generate(z, c).float()
 
     @torch.no_grad()
-    def views(self, generator: torch.Generator | None = None, steps: int = 10) -> dict[str, torch.Tensor]:
+    def views(self, generator: torch.Generator | None = None, data: Dataset | None = None,
+              steps: int = 10) -> dict[str, torch.Tensor]:
         """Traversal grids for the run report, {"traversal_cont<j>": (1, C, H', W') in [-1, 1]} for
-        each continuous code j (or {"traversal_cat": ...} without continuous codes); images only."""
+        each continuous code j (or {"traversal_cat": ...} without continuous codes), drawn from the
+        model alone (`data` is not used); images only."""
         if self.spec.kind != "image":
             return {}
         names = [f"traversal_cont{j}" for j in range(self.codes.continuous)] or ["traversal_cat"]
@@ -290,8 +278,7 @@ class InfoGAN:
                  **_) -> dict[str, float]:
         """'code-accuracy': classify data.x with Q's categorical code `code` and score it against
         data.y under the best one-to-one matching of codes to classes (Hungarian matching)."""
-        if metric not in self.metric_names:
-            raise ConfigError(f"unknown InfoGAN metric {metric!r}; valid choices: {', '.join(self.metric_names)}")
+        self.check_metric(metric)
         if data.y is None or (data.y < 0).any():
             raise DataError(f"{data.name or 'data'}: code-accuracy needs labels for every example")
         if tuple(data.x.shape[1:]) != tuple(self.spec.shape):

@@ -10,11 +10,13 @@ from genmodels.nets.mlp import ACTIVATIONS
 
 NETS = ("mlp", "conv")
 BINARIZE = ("dynamic", "static", "none")
+OBJECTIVES = ("elbo", "iwae")
 
 
 @dataclass
 class VAEConfig:
-    """Variational auto-encoder (Kingma & Welling 2013; SPEC section 1), beta-VAE (Higgins et al. 2017)."""
+    """Variational auto-encoder (Kingma & Welling 2013; SPEC section 1), beta-VAE (Higgins et al. 2017),
+    importance-weighted training (IWAE, Burda et al. 2015)."""
 
     latent_dim: int = param(50, "dimension L of z (2 gives a latent-space map)")
     net: str = param("mlp", "encoder/decoder networks", choices=NETS)
@@ -27,6 +29,11 @@ class VAEConfig:
     binarize: str = param("dynamic", "bernoulli decoder: resample {0,1} pixels from p=(x+1)/2 every batch "
                           "(dynamic), threshold at 0.5 (static), or use grey levels as targets (none)",
                           choices=BINARIZE)
+    objective: str = param("elbo", "training loss: the ELBO, -(E_q[log p(x|z)] - beta KL) with the KL in closed form, "
+                           "or iwae, -L_k = -log (1/k) sum_j p(x, z_j) / q(z_j|x) (Burda et al. 2015, eq. 8)",
+                           choices=OBJECTIVES)
+    k: int = param(1, "importance samples per example during training (iwae: the k of L_k; elbo: the ELBO "
+                      "averaged over k draws of z); costs k decoder passes per example")
     beta: float = param(1.0, "weight of the KL term (beta-VAE; 1 = the ELBO)")
     kl_warmup_steps: int = param(0, "linear warm-up of the KL weight from 0 to beta over this many steps (0 = off)")
     lr: float = param(1e-3, "Adam learning rate")
@@ -43,6 +50,11 @@ class VAEConfig:
         require(self.sigma > 0, f"model.sigma must be > 0, got {self.sigma}")
         require(self.beta >= 0, f"model.beta must be >= 0, got {self.beta}")
         require(self.kl_warmup_steps >= 0, f"model.kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+        require(isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1,
+                f"model.k must be an integer >= 1, got {self.k!r}")
+        require(self.objective != "iwae" or (self.beta == 1 and self.kl_warmup_steps == 0),
+                f"model.objective 'iwae' needs model.beta = 1 and model.kl_warmup_steps = 0, got beta = {self.beta}, "
+                f"kl_warmup_steps = {self.kl_warmup_steps}: the IWAE bound has no separate KL term to weight")
         require(self.lr > 0, f"model.lr must be > 0, got {self.lr}")
         require(self.eval_seed >= 0, f"model.eval_seed must be >= 0, got {self.eval_seed}")
 

@@ -15,19 +15,22 @@ from genmodels.data import dynamic_binarize
 from genmodels.data.dataset import DataSpec, Dataset
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.vae import views as vae_views
-from genmodels.models.vae.config import VAEConfig
+from genmodels.models.base import GenerativeModel
+from genmodels.models.vae.config import VAEConfig, VAESampleOptions
 from genmodels.models.vae.decoders import make_likelihood, quantize
-from genmodels.models.vae.elbo import elbo, iwae_bound
+from genmodels.models.vae.elbo import elbo, iwae, iwae_bound
 from genmodels.nets.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 N_VIEW = 16          # training images remembered for the reconstruction / interpolation views
 IWAE_ROWS = 20_000   # most decoder rows (examples x importance samples) in one IWAE pass
 
 
-class VAE:
+class VAE(GenerativeModel):
     """Variational auto-encoder (Kingma & Welling 2013) with a beta-weighted KL (Higgins et al.
-    2017), optional KL warm-up (Sonderby et al. 2016) and IWAE evaluation (Burda et al. 2015)."""
+    2017), optional KL warm-up (Sonderby et al. 2016), and IWAE training and evaluation (Burda et
+    al. 2015)."""
 
+    sample_options = VAESampleOptions
     metric_names = ("elbo", "nll")
 
     def __init__(self, config: VAEConfig, spec: DataSpec, device: torch.device | str = "cpu"):
@@ -75,15 +78,25 @@ class VAE:
 
     # ---- training ------------------------------------------------------------------------------
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, float]:
-        """One Adam step on -(E_q[log p(x|z)] - beta_t KL) averaged over the minibatch."""
+        """One Adam step on -(E_q[log p(x|z)] - beta_t KL) averaged over the minibatch (objective
+        'elbo', E_q over k draws of z), or on -L_k, the IWAE bound with k samples (objective 'iwae';
+        logs `iwae` = mean L_k as well). The k draws of an example share one binarisation of x."""
         x = batch[0].to(self.device)
         self.recent = x[:N_VIEW].detach().clone()
         self.encoder.train()
         self.decoder.train()
-        beta_t = self.kl_weight(ctx.step)
         x_m = self.to_model(x, ctx.generator)
+        if self.config.objective == "iwae":
+            with ctx.autocast():
+                t = iwae(x_m, self.encoder, self.decoder, self.likelihood, k=self.config.k, generator=ctx.generator)
+                loss = -t.bound.float().mean()                            # -L_k (Burda et al. eq. 8)
+            ctx.optimize(loss, self.opt, [self.encoder, self.decoder])
+            return {"loss": loss.item(), "iwae": -loss.item(), "elbo": t.elbo.mean().item(),
+                    "rec": t.rec.mean().item(), "kl": t.kl.mean().item()}
+        beta_t = self.kl_weight(ctx.step)
         with ctx.autocast():
-            terms = elbo(x_m, self.encoder, self.decoder, self.likelihood, beta=beta_t, generator=ctx.generator)
+            terms = elbo(x_m, self.encoder, self.decoder, self.likelihood, beta=beta_t, k=self.config.k,
+                         generator=ctx.generator)
             loss = -terms.objective.float().mean()
         ctx.optimize(loss, self.opt, [self.encoder, self.decoder])
         return {"loss": loss.item(), "elbo": terms.elbo.mean().item(), "rec": terms.rec.mean().item(),
@@ -135,8 +148,7 @@ class VAE:
         of examples per pass (for 'nll' capped so that examples x chunk <= IWAE_ROWS).
         Bits/dim = nats / (D ln 2); exact for the discrete decoders (Bernoulli, discretised),
         a differential density of x in [-1, 1] for the Gaussian ones."""
-        if metric not in self.metric_names:
-            raise ConfigError(f"unknown VAE metric {metric!r}; valid choices: {', '.join(self.metric_names)}")
+        self.check_metric(metric)
         if k < 1 or chunk < 1:
             raise ConfigError(f"evaluate: k and chunk must be >= 1, got k={k}, chunk={chunk}")
         self.encoder.eval()
@@ -181,10 +193,9 @@ class VAE:
 
     # ---- the contract's accessors ------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
+        """The encoder q_phi(z|x) and the decoder p_theta(x|z)."""
         return {"encoder": self.encoder, "decoder": self.decoder}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One Adam over both networks."""
         return {"adam": self.opt}
-
-    def ema_modules(self) -> dict[str, torch.nn.Module]:
-        return {}

@@ -1,20 +1,15 @@
 """Picture grids of a trained VAE: reconstructions, samples, latent interpolations and, for a
 2-D latent, the latent-space map of Kingma & Welling 2013 (Fig. 4).
 
-Every grid is returned as one image (1, C, H', W') in [-1, 1], ready for `viz.save_grid`.
+Every grid is returned as one image (1, C, H', W') in [-1, 1] (tiled by `viz.tile`), ready for
+`viz.save_grid`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from genmodels.viz import make_grid
-
-
-def tile(images: torch.Tensor, nrow: int) -> torch.Tensor:
-    """(N, C, H, W) in [-1, 1] -> one tiled picture (1, C, H', W') in [-1, 1], `nrow` per row."""
-    grid = torch.from_numpy(make_grid(images, nrow=nrow)).permute(2, 0, 1).float()
-    return (grid / 127.5 - 1)[None]
+from genmodels.viz import tile
 
 
 def reconstructions(model, x: torch.Tensor) -> torch.Tensor:

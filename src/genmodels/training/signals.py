@@ -19,7 +19,7 @@ import threading
 
 import torch
 
-from genmodels.train import distributed
+from genmodels.training import distributed
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

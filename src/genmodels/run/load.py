@@ -1,74 +1,23 @@
-"""Run directories: their layout, building a model from a run config, and `load_run`.
+"""Rebuilding a trained model from a run directory: `load_run(RUN_DIR)` -> LoadedRun.
 
-    RUN_DIR/
-      config.toml            the RunConfig plus a [spec] table (the DataSpec the nets were built for)
-      metrics.jsonl          one JSON object per logged step
-      losses.png             the logged series against the step
-      checkpoints/latest.pt  (and step_XXXXXXX.pt every trainer.keep_every steps)
-      samples/step_XXXXXXX.png
-      tensorboard/           event files, when tensorboard is installed
-      .lock                  held by the one process writing the run (genmodels.train.run_lock)
-
-Every file is replaced atomically (genmodels.atomic) and metrics.jsonl only grows by whole lines.
+Reading a run needs only this package (and the model families), never the trainer: `genmodels
+sample`, `evaluate`, `report` and the zoo load runs through here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from genmodels.config import RunConfig, dataclass_to_dict, load_toml
+from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import CheckpointError, ConfigError
-from genmodels.train.checkpoint import check_model, load_checkpoint, load_modules
-from genmodels.train.seeds import derive_seed, private_global_rng
-
-
-class RunDir:
-    """The paths of one run directory."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.config = self.path / "config.toml"
-        self.metrics = self.path / "metrics.jsonl"
-        self.checkpoints = self.path / "checkpoints"
-        self.latest = self.checkpoints / "latest.pt"
-        self.samples = self.path / "samples"
-        self.curves = self.path / "losses.png"
-
-    def checkpoint_at(self, step: int) -> Path:
-        return self.checkpoints / f"step_{step:07d}.pt"
-
-    def sample_at(self, step: int) -> Path:
-        return self.samples / f"step_{step:07d}.png"
-
-    def remove_stale_temporaries(self) -> None:
-        """Delete the half-written temporaries a crash or a kill during a write left behind (in the run
-        folder, checkpoints/, samples/ and views/; never a finished file, nor one being written now)."""
-        from genmodels.atomic import remove_stale_temporaries
-
-        for folder in (self.path, self.checkpoints, self.samples, self.path / "views"):
-            remove_stale_temporaries(folder)
-
-    def write_config(self, config: RunConfig, spec: DataSpec) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        config.save_toml(self.config, extra={"spec": spec.to_dict()})
-
-    def read_config(self) -> tuple[RunConfig, DataSpec]:
-        """The run's config and data spec; ConfigError if this is not a run directory."""
-        if not self.config.is_file():
-            raise ConfigError(f"{self.path}: not a run directory (no config.toml)")
-        config, extra = load_toml(self.config)
-        if "spec" not in extra:
-            raise ConfigError(f"{self.config}: no [spec] table (kind, shape, num_classes of the data)")
-        try:
-            spec = DataSpec.from_dict(extra["spec"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"{self.config}: invalid [spec] table: {e}") from None
-        return config, spec
+from genmodels.models.base import GenerativeModel
+from genmodels.run.checkpoint import check_model, load_checkpoint, load_modules
+from genmodels.run.layout import RunDir
+from genmodels.run.seeds import derive_seed, private_global_rng
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,14 +30,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(config: RunConfig, spec: DataSpec, device: torch.device) -> Any:
+def build_model(config: RunConfig, spec: DataSpec, device: torch.device) -> GenerativeModel:
     """Construct the family's model; its weight initialisation draws from the `init` stream of the
     run seed (inside a private copy of torch's global RNG, so the caller's RNG is untouched).
     A model too large for the device is a ConfigError before anything is allocated
-    (`genmodels.train.model_size`). config.model becomes the model's own config, with any
+    (`genmodels.run.model_size`). config.model becomes the model's own config, with any
     data-dependent defaults resolved."""
     from genmodels.models.registry import get_model
-    from genmodels.train.model_size import allocation_refused, check_model_size
+    from genmodels.run.model_size import allocation_refused, check_model_size
 
     model_cls = get_model(config.model_name)[0]
     device = torch.device(device)
@@ -106,12 +55,13 @@ def build_model(config: RunConfig, spec: DataSpec, device: torch.device) -> Any:
 class LoadedRun:
     """A model rebuilt from a run directory with its latest weights (eval mode)."""
 
-    model: Any
+    model: GenerativeModel
     config: RunConfig
     spec: DataSpec
     step: int
     ema: bool = False           # whether EMA weights were swapped in
     path: Path | None = None    # the checkpoint read
+    sample_defaults: dict = field(default_factory=dict)   # a zoo entry's sample options (its card's); flags override
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True,

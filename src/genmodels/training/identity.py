@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.errors import ConfigError
-from genmodels.train.run_dir import RunDir
+from genmodels.run.layout import RunDir
 
 OVERRIDE_FLAG = "--override-identity"
 

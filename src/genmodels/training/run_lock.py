@@ -20,14 +20,15 @@ import torch
 
 from genmodels.atomic import make_folder, output_error
 from genmodels.errors import RunLocked
-from genmodels.train import distributed
+from genmodels.run.layout import LOCK
+from genmodels.training import distributed
 
 try:
     import fcntl
 except ImportError:  # not POSIX: runs are not locked
     fcntl = None
 
-LOCK_NAME = ".lock"
+LOCK_NAME = LOCK   # RUN_DIR/.lock (the name lives in genmodels.run.layout)
 
 
 class RunLock:
@@ -36,7 +37,7 @@ class RunLock:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_NAME
+        self.path = self.run_dir / LOCK
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":

@@ -4,7 +4,7 @@ optimiser step, and further minibatches).
 
 Under data parallelism `optimize` averages the gradients over the ranks (one all-reduce, before
 clipping, grad-scaler unscaling and the step), so it is the single place where ranks meet during
-a step; see `genmodels.train.distributed`."""
+a step; see `genmodels.training.distributed`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 import torch.distributed
 
 from genmodels.errors import ConfigError, TrainingDiverged
-from genmodels.train.distributed import DistInfo, average_gradients
+from genmodels.training.distributed import DistInfo, average_gradients
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -61,7 +61,7 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
     device_name is trainer.device: under torchrun, auto/cuda mean cuda:LOCAL_RANK (NCCL) when CUDA
     is available, cpu means gloo on the CPU; an explicit cuda:N is refused (each rank picks its
     own GPU)."""
-    from genmodels.train.run_dir import resolve_device
+    from genmodels.run.load import resolve_device
 
     if not launched_by_torchrun():
         return DistInfo(), resolve_device(device_name)

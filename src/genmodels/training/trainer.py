@@ -5,9 +5,13 @@ does its own forward passes and calls `ctx.optimize(...)` for each optimiser ste
 adds what every model needs: a resumable data order, explicit random streams, an EMA of
 `model.ema_modules()`, a NaN/inf guard, logging, periodic sample grids and atomic checkpoints.
 
-Launched by torchrun (a process group of W ranks, `genmodels.train.distributed`), every rank runs
+Launched by torchrun (a process group of W ranks, `genmodels.training.distributed`), every rank runs
 this loop on its slice of each global batch; gradients are averaged in `ctx.optimize`, logged
 values and floating-point buffers after each step, and only rank 0 writes the run directory.
+
+The trainer knows the run directory (`genmodels.run`) but not the report: whoever wants a report
+at the end passes `on_finish` (the `genmodels train` command and `genmodels.train()` pass
+`genmodels.report.write_report`).
 """
 
 from __future__ import annotations
@@ -19,28 +23,29 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import torch
 
 from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.data.dataset import Dataset
 from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
-from genmodels.train.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
-                                        load_optimizers, save_atomic)
-from genmodels.train.context import TrainContext
-from genmodels.train import distributed
-from genmodels.train.data_stream import DataStream
-from genmodels.train.global_batch import GlobalBatchRandomness
-from genmodels.train.ema import EMA
-from genmodels.train.hardware import resolve_precision, resolve_threads
-from genmodels.train.lr_schedule import lr_factor, set_learning_rates
-from genmodels.train.identity import check_resume
-from genmodels.train.logging import MetricsLogger
-from genmodels.train.run_dir import RunDir, resolve_device
-from genmodels.train.run_lock import run_writer
-from genmodels.train.seeds import derive_seed, global_rng_state, make_generator, private_global_rng
-from genmodels.train.signals import StopSignals
+from genmodels.models.base import GenerativeModel, eval_mode
+from genmodels.run.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
+                                      load_optimizers, save_atomic)
+from genmodels.run.layout import RunDir
+from genmodels.run.seeds import derive_seed, global_rng_state, make_generator, private_global_rng
+from genmodels.training.context import TrainContext
+from genmodels.training import distributed
+from genmodels.training.data_stream import DataStream
+from genmodels.training.global_batch import GlobalBatchRandomness
+from genmodels.training.ema import EMA
+from genmodels.training.hardware import resolve_precision, resolve_threads
+from genmodels.training.lr_schedule import lr_factor, set_learning_rates
+from genmodels.training.identity import check_resume
+from genmodels.training.logging import MetricsLogger
+from genmodels.training.run_lock import run_writer
+from genmodels.training.signals import StopSignals
 
 
 @dataclass
@@ -61,11 +66,16 @@ class Trainer:
     override_identity: with resume, accept a seed, data, model config or precision other than the
             run's (recorded in metrics.jsonl); without it such a change is a ConfigError.
 
-    While it trains, the process holds the run directory's lock (`genmodels.train.run_lock`), and
-    SIGTERM/SIGINT stop it cleanly after the current step (`genmodels.train.signals`).
+    on_finish: called with the run directory by rank 0 when training has finished and
+            trainer.report is on, still holding the run's lock (e.g. genmodels.report.write_report);
+            an exception there becomes a warning, never a lost run.
+
+    While it trains, the process holds the run directory's lock (`genmodels.training.run_lock`), and
+    SIGTERM/SIGINT stop it cleanly after the current step (`genmodels.training.signals`).
     """
 
-    def __init__(self, config: RunConfig, *, resume: bool = False, override_identity: bool = False):
+    def __init__(self, config: RunConfig, *, resume: bool = False, override_identity: bool = False,
+                 on_finish: Callable[[Path], object] | None = None):
         config.trainer.validate()
         if not config.out:
             raise ConfigError("out is empty: pass --out RUN_DIR")
@@ -75,16 +85,9 @@ class Trainer:
         self.override_identity = override_identity
         self.identity_changes: list[str] = []   # what a resume with override_identity changed
         self.stop = StopSignals()                # replaced by an active one while fit() runs
+        self.on_finish = on_finish
 
     # -- set-up ---------------------------------------------------------------------------------
-
-    def _device(self, model: Any) -> torch.device:
-        if isinstance(getattr(model, "device", None), (torch.device, str)):
-            return torch.device(model.device)
-        for m in model.modules().values():
-            for p in m.parameters():
-                return p.device
-        return resolve_device(self.config.trainer.device)
 
     def _start_checkpoint(self, spec_dict: dict) -> dict | None:
         """The checkpoint to resume from (checked against this model and data), or None."""
@@ -111,11 +114,11 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def fit(self, model: Any, dataset: Dataset) -> FitResult:
+    def fit(self, model: GenerativeModel, dataset: Dataset) -> FitResult:
         """Train until `total_steps`; returns the final step. Raises TrainingDiverged (naming the step
         and the last good checkpoint, which stays intact) when a loss or a weight becomes NaN/inf.
-        At the end rank 0 writes RUN_DIR/report.html when `genmodels.report` is available and
-        trainer.report is on (a failing report is a warning, never a lost run).
+        At the end rank 0 calls `on_finish(run_dir)` when trainer.report is on (a failing call is a
+        warning, never a lost run).
 
         trainer.precision "auto" is resolved here (and recorded in config.toml, so a resumed run
         keeps it); trainer.threads sets torch's intra-op threads for the duration of the fit."""
@@ -129,19 +132,19 @@ class Trainer:
             torch.set_num_threads(before)
         return result
 
-    def _locked_fit(self, model: Any, dataset: Dataset) -> FitResult:
-        """_fit and the report as the run directory's one writer, stopping cleanly on a signal."""
-        with run_writer(self.run.path, self._device(model)), StopSignals() as self.stop:
+    def _locked_fit(self, model: GenerativeModel, dataset: Dataset) -> FitResult:
+        """_fit and on_finish as the run directory's one writer, stopping cleanly on a signal."""
+        with run_writer(self.run.path, model.device), StopSignals() as self.stop:
             result = self._fit(model, dataset)
-            if self.config.trainer.report and distributed.current().is_main:
-                _write_report(result.run_dir)
+            if self.on_finish is not None and self.config.trainer.report and distributed.current().is_main:
+                _finish(self.on_finish, result.run_dir)
         return result
 
-    def _fit(self, model: Any, dataset: Dataset) -> FitResult:
+    def _fit(self, model: GenerativeModel, dataset: Dataset) -> FitResult:
         cfg, seed = self.config.trainer, self.config.seed
         par = distributed.current()
         m_local = distributed.check_batch(cfg.batch_size, par)
-        device = self._device(model)
+        device = model.device
         spec = dataset.spec
         cfg.precision, why = resolve_precision(cfg.precision, device)
         self.identity_changes = check_resume(self.run, self.config, self.override_identity) if self.resume else []
@@ -266,26 +269,18 @@ class Trainer:
 
     # -- samples and checkpoints ----------------------------------------------------------------
 
-    def _write_samples(self, model: Any, ema: EMA | None, ema_modules: dict, dataset: Dataset, step: int,
-                       device: torch.device) -> Path:
+    def _write_samples(self, model: GenerativeModel, ema: EMA | None, ema_modules: dict, dataset: Dataset,
+                       step: int, device: torch.device) -> Path:
         """samples/step_XXXXXXX.png from the EMA weights, always with the same noise (`samples` stream),
         so grids are comparable across steps; training randomness is not touched."""
         from genmodels.viz import save_grid, save_scatter
 
         seed, n = self.config.seed, self.config.trainer.sample_n
-        modules = model.modules()
-        was_training = {k: m.training for k, m in modules.items()}
-        for m in modules.values():
-            m.eval()
         swap = ema.swapped_in(ema_modules) if ema is not None else contextlib.nullcontext()
-        try:
-            with torch.no_grad(), private_global_rng(seed=derive_seed(seed, "samples-global"), device=device), swap:
-                # a model may name cheaper sampler settings for these previews (e.g. few-step solvers)
-                preview = getattr(model, "preview_options", None)
-                x = model.sample(n, generator=make_generator(seed, "samples", device), **(preview() if preview else {}))
-        finally:
-            for k, m in modules.items():
-                m.train(was_training[k])
+        with eval_mode(*model.modules().values()), torch.no_grad(), \
+                private_global_rng(seed=derive_seed(seed, "samples-global"), device=device), swap:
+            # a model may name cheaper sampler settings for these previews (e.g. few-step solvers)
+            x = model.sample(n, generator=make_generator(seed, "samples", device), **model.preview_options())
         path = self.run.sample_at(step)
         if dataset.kind == "image":
             return save_grid(x, path, scale=max(1, 64 // x.shape[-1]))
@@ -328,7 +323,7 @@ class Trainer:
         return int(ckpt["step"])
 
 
-def _accumulated_step(model: Any, batch: tuple[torch.Tensor, torch.Tensor], ctx: TrainContext,
+def _accumulated_step(model: GenerativeModel, batch: tuple[torch.Tensor, torch.Tensor], ctx: TrainContext,
                       generator: torch.Generator, k: int, par: distributed.DistInfo) -> dict[str, float]:
     """One optimisation step as k micro-batches of this rank's batch (trainer.accumulate = k).
 
@@ -385,15 +380,11 @@ def prepare_modules(modules: dict[str, torch.nn.Module], channels_last: bool, co
             m.compile()
 
 
-def _write_report(run_dir: Path) -> None:
-    """RUN_DIR/report.html via genmodels.report.write_report, if that package is installed; any
-    failure becomes a warning (the run itself is complete and checkpointed)."""
+def _finish(on_finish: Callable[[Path], object], run_dir: Path) -> None:
+    """on_finish(run_dir) (e.g. writing RUN_DIR/report.html); any failure becomes a warning (the run
+    itself is complete and checkpointed)."""
     try:
-        from genmodels.report import write_report
-    except ImportError:
-        return
-    try:
-        write_report(run_dir)
+        on_finish(run_dir)
     except Exception as e:  # a report must never lose a finished run
         warnings.warn(f"{run_dir}: training finished but the report could not be written: "
                       f"{type(e).__name__}: {e}", RuntimeWarning, stacklevel=3)

@@ -1,9 +1,8 @@
 """Run metrics: `metrics.jsonl` (one JSON object per logged step), a loss-curve PNG, and
 TensorBoard event files when the `tensorboard` package is installed.
 
-metrics.jsonl is append-only; a record with an "event" key marks something that happened at its
-step rather than logged values: {"step": 40, "event": "stopped", "signal": "SIGTERM"} or
-{"step": 40, "event": "resumed with changes", "changes": "seed: 11 -> 12"}."""
+metrics.jsonl is append-only; it is read by `genmodels.run.metrics_file.read_metrics` (importable
+from here too), which also describes its event records."""
 
 from __future__ import annotations
 
@@ -12,25 +11,10 @@ import math
 from pathlib import Path
 
 from genmodels.atomic import LineAppender, write_text
+from genmodels.run.layout import CURVES, METRICS, TENSORBOARD
+from genmodels.run.metrics_file import NOT_SERIES, read_metrics
 
-# keys of a record that are bookkeeping, not logged series (no curve is drawn for them)
-NOT_SERIES = ("step", "epoch", "time", "cpu_time")
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """The logged records, skipping a torn last line left by a crash."""
-    records = []
-    path = Path(path)
-    if not path.exists():
-        return records
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "step" in record:
-            records.append(record)
-    return records
+__all__ = ["MetricsLogger", "NOT_SERIES", "read_metrics"]
 
 
 def _json_value(v: float) -> float | str:
@@ -43,7 +27,7 @@ class MetricsLogger:
 
     def __init__(self, run_dir: str | Path, *, resume_step: int | None = None, tensorboard: bool = True):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / "metrics.jsonl"
+        self.path = self.run_dir / METRICS
         if resume_step is None:
             records = []
         else:  # drop what was logged after the checkpoint we resume from
@@ -63,7 +47,7 @@ class MetricsLogger:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard not installed: the JSON log is the record
             return None
-        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=resume_step)
+        return SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD), purge_step=resume_step)
 
     def _remember(self, record: dict) -> None:
         for k, v in record.items():
@@ -89,7 +73,7 @@ class MetricsLogger:
 
         if not self.series:
             return None
-        return save_curves(self.series, path or self.run_dir / "losses.png", title=self.run_dir.name)
+        return save_curves(self.series, path or self.run_dir / CURVES, title=self.run_dir.name)
 
     def close(self) -> None:
         self.file.close()

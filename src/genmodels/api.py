@@ -1,0 +1,204 @@
+"""The Python API's one-call training, and the steps `genmodels train` takes once its flags are parsed.
+
+    import genmodels
+    model = genmodels.train("ddpm", data="mnist5k", steps=500, out="runs/x", batch_size=128, lr=2e-4)
+    x = model.sample(64, generator=torch.Generator().manual_seed(0))
+
+`genmodels.train(...)` builds the same RunConfig as `genmodels train ddpm --data mnist5k --steps 500
+--out runs/x --batch-size 128 --lr 2e-4`, trains it with the same code (`fit_config`) and returns
+the model as `genmodels.load("runs/x")` would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
+from genmodels.data.dataset import Dataset
+from genmodels.errors import ConfigError
+from genmodels.models.base import GenerativeModel
+
+SOURCE = "genmodels.train()"     # names the options in error messages
+SECTIONS = {"data": DataConfig, "trainer": TrainerConfig}   # and "model": the family's config
+
+
+@dataclass
+class Fitted:
+    """What `fit_config` leaves: the trained model (raw weights, train mode), the trainer's FitResult,
+    and whether this process is the one that wrote the run (rank 0 under torchrun)."""
+
+    model: GenerativeModel
+    result: Any          # genmodels.training.trainer.FitResult
+    is_main: bool
+
+
+# trainer fields that describe the machine a source was trained on, reset when a run starts from its config
+MACHINE_FIELDS = ("device", "threads", "precision")
+
+
+def init_base(source: str, zoo_root: str | Path | None) -> RunConfig:
+    """The run config of an init source (a run directory or zoo:NAME), as the base of a fine-tuning
+    run: its out cleared and the machine settings (MACHINE_FIELDS) back at their defaults."""
+    from genmodels.sources import source_config
+
+    base, _ = source_config(source, zoo_root=zoo_root)
+    base.out = ""
+    defaults = TrainerConfig()
+    for name in MACHINE_FIELDS:
+        setattr(base.trainer, name, getattr(defaults, name))
+    return base
+
+
+def load_training_data(config: DataConfig, seed: int) -> Dataset:
+    """The training split named by the [data] table (2-D toys are drawn from the run seed)."""
+    from genmodels.data import load_config
+
+    return load_config(config, "train", seed=seed)
+
+
+def check_init_unchanged(config: RunConfig, resume: bool) -> None:
+    """With resume: ConfigError when the config's init (e.g. through --set init=...) is not the one
+    the run was created with (a run keeps the weights it started from)."""
+    from genmodels.run import RunDir
+
+    run = RunDir(config.out)
+    if not (resume and run.config.is_file()):
+        return
+    stored, _ = load_toml(run.config)
+    if stored.init != config.init:
+        raise ConfigError(f"{run.path}: resuming would change the run's init ({stored.init!r} in the run vs "
+                          f"{config.init!r} now); a run keeps the weights it started from")
+
+
+def needs_init(config: RunConfig, resume: bool) -> bool:
+    """Whether the networks start from config.init: a fine-tuning run that has no checkpoint yet (a
+    resumed one continues from its checkpoint, whose weights already began at the source's)."""
+    from genmodels.run import RunDir
+
+    return bool(config.init) and not (resume and RunDir(config.out).latest.is_file())
+
+
+def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bool = False,
+               zoo_root: str | Path | None = None,
+               load_data: Callable[[DataConfig, int], Dataset] = load_training_data) -> Fitted:
+    """Train a validated run config into config.out: join the process group under torchrun, load
+    the data, build the model (from config.init's weights when fine-tuning), run the Trainer, and
+    write RUN_DIR/report.html at the end when trainer.report is on."""
+    from genmodels.report import write_report
+    from genmodels.run import build_model
+    from genmodels.sources import init_from_source
+    from genmodels.training import Trainer, distributed
+
+    check_init_unchanged(config, resume)
+    info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
+    try:
+        dataset = load_data(config.data, config.seed)
+        model = build_model(config, dataset.spec, device)
+        if needs_init(config, resume):   # before the trainer copies the weights into its EMA
+            source = init_from_source(model, config, dataset.spec, config.init, zoo_root=zoo_root)
+            if info.is_main:
+                print(f"genmodels: networks initialised from {config.init} (step {source.step}"
+                      f"{', EMA weights' if source.ema else ''})", file=sys.stderr, flush=True)
+        result = Trainer(config, resume=resume, override_identity=override_identity,
+                         on_finish=write_report).fit(model, dataset)
+    finally:
+        distributed.teardown()
+    return Fitted(model=model, result=result, is_main=info.is_main)
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def route_options(model_config_cls: type, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{section: {field: value}} for the keyword options of `genmodels.train`.
+
+    A plain name goes to the trainer ([trainer]) when TrainerConfig has that field, else to the
+    family's config ([model]); `section__field` (data__limit, trainer__ema_decay, model__lr) names
+    the section itself and reaches [data] too. A name in both the trainer's and the family's config,
+    or in neither, is a ConfigError listing the valid names."""
+    sections = {**SECTIONS, "model": model_config_cls}
+    names = {section: _fields(cls) - {"name"} for section, cls in sections.items()}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        section, sep, name = key.partition("__")
+        if sep:
+            if section not in sections or name not in names[section]:
+                valid = ", ".join(sorted(f"{s}__{n}" for s in sections for n in names[s]))
+                raise ConfigError(f"{SOURCE}: unknown option {key!r}; section__field options are: {valid}")
+        else:
+            name = key
+            owners = [s for s in ("trainer", "model") if name in names[s]]
+            if len(owners) > 1:
+                raise ConfigError(f"{SOURCE}: option {name!r} is a field of both the trainer and the model "
+                                  f"config; pass trainer__{name}=... or model__{name}=...")
+            if not owners:
+                raise ConfigError(f"{SOURCE}: unknown option {name!r}; valid: the trainer's "
+                                  f"{', '.join(sorted(names['trainer']))}; the model's "
+                                  f"{', '.join(sorted(names['model']))}; or data__FIELD for "
+                                  f"{', '.join(sorted(names['data']))}")
+            section = owners[0]
+        nested.setdefault(section, {})[name] = value
+    return nested
+
+
+def train(model: str | None = None, data: str | Path | dict | None = None, *, out: str | Path | None = None,
+          steps: int | None = None, seed: int | None = None, recipe: str | None = None, init: str | None = None,
+          resume: bool = False, zoo_root: str | Path | None = None, **options) -> GenerativeModel:
+    """Train a model into the run directory `out` and return it, as `genmodels.load(out)` would
+    (latest checkpoint, EMA weights where kept, eval mode), ready for `model.sample(n, generator=...)`.
+
+    model: the family (ddpm, gan, infogan, vae, or one added with `genmodels.register_model`);
+           optional with `recipe` or `init`.
+    data:  a built-in data set, a file or folder, `latents:VAE_RUN`, or the whole [data] table as a
+           dict ({"name": "mnist", "limit": 5000}).
+    steps, seed, recipe, init: as `--steps`, `--seed`, `--recipe`, `--init` of `genmodels train`.
+    resume: continue the run in `out` from its latest checkpoint, with its config.toml.
+    options: fields of the trainer (batch_size=128, ema_decay=0.999, device="cuda", report=False)
+           or of the family's config (lr=2e-4, T=1000); see `route_options` for the rule and for
+           data__FIELD / trainer__FIELD / model__FIELD.
+    Raises ConfigError for an unknown option or value, before the run directory is touched.
+    """
+    from genmodels import load
+    from genmodels.atomic import check_output_path
+    from genmodels.run import RunDir
+
+    if out is None:
+        raise ConfigError(f"{SOURCE}: out is required (the run directory to write)")
+    if recipe is not None and resume:
+        raise ConfigError(f"{SOURCE}: recipe cannot be combined with resume: the run's own config.toml is used")
+    run_config = RunDir(out).config
+    if resume:
+        if not run_config.is_file():
+            raise ConfigError(f"{SOURCE}: resume: {out} holds no run to resume (no {run_config.name})")
+        base, _ = load_toml(run_config)
+    elif recipe is not None:
+        from genmodels.recipes import load_recipe
+
+        base = load_recipe(recipe).config
+    elif model is not None:
+        base = RunConfig.default(model)
+    elif init is not None:
+        base = init_base(init, zoo_root)
+    else:
+        raise ConfigError(f"{SOURCE}: name the model (genmodels.train(\"ddpm\", ...)), a recipe or an init source")
+    if model is not None and model != base.model_name:
+        raise ConfigError(f"{SOURCE}: the config is for model {base.model_name!r} but the call names {model!r}")
+    nested = route_options(type(base.model), options)
+    if isinstance(data, dict):
+        nested["data"] = {**nested.get("data", {}), **data}
+    elif data is not None:
+        nested.setdefault("data", {})["name"] = str(data)
+    if steps is not None:
+        nested.setdefault("trainer", {}).setdefault("steps", steps)
+        nested["trainer"].setdefault("epochs", 0)    # steps win over epochs set by a recipe, as on the command line
+    top = {"out": str(out), "seed": seed, "init": init}
+    config = base.merge({**{k: v for k, v in top.items() if v is not None}, **nested}, SOURCE)
+    config.validate()
+    check_output_path(config.out, folder=True)
+    fitted = fit_config(config, resume=resume, zoo_root=zoo_root)
+    return load(fitted.result.run_dir, device=fitted.model.device, zoo_root=zoo_root)

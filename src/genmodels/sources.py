@@ -1,0 +1,142 @@
+"""Where a trained model comes from: a run directory written by `genmodels train`, or a zoo entry.
+
+A *source* is the string a user types after `genmodels sample`, `evaluate`, `compare` or
+`train --init`: a run directory's path, or `zoo:NAME` for a model shipped with the package
+(`genmodels zoo` lists them). Everything that reads a trained model goes through here, so that a
+zoo entry works wherever a run does.
+
+Zoo entries are read from the package's own zoo unless `zoo_root` names another folder of entries
+(`genmodels zoo export --dest DIR` writes one); it is an argument, never a setting held globally.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from genmodels.config import RunConfig
+from genmodels.data.dataset import DataSpec
+from genmodels.run import LoadedRun, RunDir, load_run
+
+ZOO_PREFIX = "zoo:"
+
+
+def is_zoo(source: str | Path) -> bool:
+    """Whether `source` names a zoo entry (`zoo:NAME`) rather than a run directory."""
+    return isinstance(source, str) and source.startswith(ZOO_PREFIX)
+
+
+def zoo_name(source: str) -> str:
+    """NAME of `zoo:NAME`."""
+    return source[len(ZOO_PREFIX):]
+
+
+def load_source(source: str | Path, device: str | torch.device = "cpu", ema: bool = True,
+                checkpoint: str | Path | None = None, *, zoo_root: str | Path | None = None) -> LoadedRun:
+    """The model of a run directory (its latest checkpoint, or `checkpoint`) or of a zoo entry, in eval mode.
+
+    A zoo entry holds one set of weights (the EMA weights where the run kept an EMA), so `ema` and
+    `checkpoint` do not apply to it (a checkpoint is refused with a ConfigError)."""
+    if is_zoo(source):
+        from genmodels.errors import ConfigError
+        from genmodels.zoo import load_zoo
+
+        if checkpoint is not None:
+            raise ConfigError(f"{source}: a zoo entry has one set of weights; --checkpoint is for run directories")
+        return load_zoo(zoo_name(source), device=device, root=zoo_root)
+    return load_run(source, device=device, ema=ema, checkpoint=checkpoint)
+
+
+def source_config(source: str | Path, *, zoo_root: str | Path | None = None) -> tuple[RunConfig, DataSpec]:
+    """The run config and data spec of a source, without loading any weights."""
+    if is_zoo(source):
+        from genmodels.zoo import zoo_config
+
+        return zoo_config(zoo_name(source), root=zoo_root)
+    return RunDir(source).read_config()
+
+
+def sample_defaults(source: str | Path, *, zoo_root: str | Path | None = None) -> dict:
+    """The sample options a source uses unless told otherwise: a zoo entry's card may name some (e.g. a
+    20-step solver for a DDPM, so that sampling it takes seconds); a run directory has none (its
+    family's defaults apply)."""
+    if is_zoo(source):
+        from genmodels.zoo import zoo_card
+
+        return dict(zoo_card(zoo_name(source), zoo_root).get("sample_options") or {})
+    return {}
+
+
+def training_cpu_minutes(source: str | Path, *, zoo_root: str | Path | None = None) -> float | None:
+    """CPU-minutes the source's training took, or the zoo card's figure; None when it was not recorded.
+
+    `cpu_time` in metrics.jsonl counts from the start of each training process, so a resumed run's
+    total is the sum of each segment's last value (a segment ends where the value falls)."""
+    if is_zoo(source):
+        from genmodels.zoo import zoo_card
+
+        value = zoo_card(zoo_name(source), root=zoo_root).get("train_cpu_minutes")
+        return float(value) if value is not None else None
+    total, last = 0.0, None
+    path = RunDir(source).metrics
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            value = record.get("cpu_time") if isinstance(record, dict) else None
+            if value is None:
+                continue
+            if last is not None and value < last:   # a resumed process started counting again
+                total += last
+            last = float(value)
+    return None if last is None else (total + last) / 60.0
+
+
+def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Path, *,
+                     zoo_root: str | Path | None = None) -> LoadedRun:
+    """Copy the weights of `source` (its EMA weights where it kept an EMA) into every network of
+    `model`, a freshly built model of `config` for data `spec`: the start of a fine-tuning run
+    (`genmodels train --init SOURCE`). Its optimisers are left as they are (fresh).
+
+    The source must be of the same family, built for data of the same kind, shape and classes,
+    and with the same model config (its values after automatic defaults were resolved), else a
+    ConfigError names what differs. Returns the source as loaded."""
+    from genmodels.config import dataclass_to_dict
+    from genmodels.errors import ConfigError
+
+    modules = model.modules()
+    device = next((p.device for m in modules.values() for p in m.parameters()), torch.device("cpu"))
+    src_config, src_spec = source_config(source, zoo_root=zoo_root)
+    if src_config.model_name != config.model_name:
+        raise ConfigError(f"--init {source}: it is a {src_config.model_name} model, this run trains "
+                          f"{config.model_name}")
+    theirs, ours = src_spec.to_dict(), spec.to_dict()    # kind, shape, num_classes (and the VAE of latents)
+    theirs.setdefault("latent", None)
+    ours.setdefault("latent", None)
+    differ = [f"{k}: {theirs[k]!r} in the source vs {ours[k]!r} here" for k in theirs if theirs[k] != ours[k]]
+    if differ:
+        raise ConfigError(f"--init {source}: it was trained on other data ({'; '.join(differ)})")
+    a, b = dataclass_to_dict(src_config.model), dataclass_to_dict(config.model)
+    differ = [f"model.{k}: {a.get(k)!r} in the source vs {b.get(k)!r} here"
+              for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if differ:
+        raise ConfigError(f"--init {source}: the model config differs from the source's ({'; '.join(differ)}); "
+                          f"fine-tuning keeps the source's model config (leave out MODEL, --recipe and --config "
+                          f"to start from the source's own run config)")
+    loaded = load_source(source, device=device, ema=True, zoo_root=zoo_root)
+    theirs_modules = loaded.model.modules()
+    if set(theirs_modules) != set(modules):
+        raise ConfigError(f"--init {source}: holds networks {sorted(theirs_modules)}, the model has {sorted(modules)}")
+    with torch.no_grad():
+        for name, module in modules.items():
+            module.load_state_dict(theirs_modules[name].state_dict())
+    return loaded
