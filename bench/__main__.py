@@ -13,6 +13,10 @@ arguments. Peers such as diffusers are installed only into the benchmark's own e
 
 The generated part of the page sits between two marker comments; text outside them is kept. Each
 benchmark's last result is also kept in docs/benchmarks.json, from which `--only` restores the rest.
+
+A benchmark marked `needs_cuda` (its KNOWN entry ends with {"needs_cuda": True}) runs only where torch
+sees a CUDA GPU; elsewhere it is not started: it keeps the figures of its last run on a GPU, if any,
+or is listed with the status "no GPU". bench/gpu_check.sh runs them on a GPU machine.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- bench:begin (written by python -m bench) -->", "<!-- bench:end -->"
+NO_GPU = "no GPU"
 
 
 @dataclass
@@ -43,33 +48,46 @@ class Bench:
     seconds: float = 0.0
     status: str = "not run"
     measured: str = ""                 # when it ran, and the load average at its start
+    needs_cuda: bool = False           # runs only where torch sees a CUDA GPU (else status NO_GPU)
 
     @property
     def command(self) -> str:
         return " ".join(["python", *self.argv])
 
 
-# name -> (argv after `python`, what it measures); scripts in bench/ not listed here run bare
-KNOWN = {
+# name -> (argv after `python`, what it measures[, Bench options]); scripts in bench/ not listed here run bare
+KNOWN: dict[str, tuple] = {
     "ddpm_vs_diffusers": (["bench/ddpm_vs_diffusers.py", "--threads", "1"], "DDPM train/sample throughput vs "
                           "diffusers at a matched U-Net"),
+    "ddpm_vs_diffusers_bf16": (["bench/ddpm_vs_diffusers.py", "--threads", "1", "--precision", "bf16"],
+                               "the same in bf16 autocast on both sides"),
     "gan_overhead": (["bench/gan_overhead.py", "--steps", "20", "--blocks", "5", "--threads", "1"],
                      "GAN training loop overhead vs a plain PyTorch loop"),
     "precision": (["-m", "bench.precision", "--threads", "1"], "CPU bf16 autocast / channels-last / compile vs "
                   "fp32 for DDPM training and sampling, with a quality check"),
     "scaling": (["-m", "bench.scaling", "--steps", "20", "--repeats", "3", "--batch-size", "64"],
                 "data-parallel scaling 1 -> 2 processes with torchrun"),
+    "scaling_overlap": (["-m", "bench.scaling", "--compare", "overlap", "--steps", "20", "--repeats", "3",
+                         "--batch-size", "64"], "gradient all-reduce under torchrun (2 processes): one flat "
+                        "all-reduce vs buckets overlapped with the backward pass vs bf16 buckets"),
+    # on a CUDA GPU (bench/gpu_check.sh): blocks of 20 steps, long enough for a GPU's timers
+    "ddpm_vs_diffusers_cuda": (["bench/ddpm_vs_diffusers.py", "--device", "cuda", "--blocks", "3", "--train-steps",
+                                "20"], "DDPM train/sample throughput vs diffusers at a matched U-Net on one CUDA "
+                               "GPU (fp32; torch's default TF32 convolutions)", {"needs_cuda": True}),
+    "ddpm_vs_diffusers_cuda_bf16": (["bench/ddpm_vs_diffusers.py", "--device", "cuda", "--blocks", "3",
+                                     "--train-steps", "20", "--precision", "bf16"],
+                                    "the same in CUDA bf16 autocast on both sides", {"needs_cuda": True}),
 }
-NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling", "time_to_quality"}   # the last: a quality study
+# not run by `python -m bench`: time_to_quality and fd_vs_nfe are quality studies, profile_bf16 a profile
+NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling", "time_to_quality", "fd_vs_nfe", "profile_bf16"}
 
 
 def discover() -> list[Bench]:
     benches = []
-    for name, (argv, about) in KNOWN.items():
+    for name, (argv, about, *options) in KNOWN.items():
+        b = Bench(name, argv, about, **(options[0] if options else {}))
         if argv[0].endswith(".py") and not (ROOT / argv[0]).is_file():
-            b = Bench(name, argv, about, status="missing (script not in bench/)")
-        else:
-            b = Bench(name, argv, about)
+            b.status = "missing (script not in bench/)"
         benches.append(b)
     for path in sorted((ROOT / "bench").glob("*.py")):
         if path.stem not in KNOWN and path.stem not in NOT_BENCHMARKS and not path.stem.startswith("_"):
@@ -99,10 +117,39 @@ def parse_rows(name: str, text: str) -> list[dict]:
     return rows
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0)
+
+
+def without_gpu(benches: list[Bench], to_run: set[str], earlier: dict[str, Bench]) -> list[Bench]:
+    """No CUDA here: the GPU benchmarks to run keep the figures of their last run (on a GPU), if
+    they have any, or get the status NO_GPU; either way they are not started."""
+    kept = []
+    for b in benches:
+        if b.name in to_run and b.needs_cuda and b.status == "not run":
+            last = earlier.get(b.name)
+            if last is not None and last.rows:
+                b = last
+            else:
+                b.status = NO_GPU
+        kept.append(b)
+    return kept
+
+
 def run(b: Bench) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     print(f"== {b.name}: {b.command}", flush=True)
     b.measured = f"{now()}, load average at start {load_average()}"
+    if b.needs_cuda:
+        b.measured += f", on {gpu_name()}"
     started = time.perf_counter()
     done = subprocess.run([sys.executable, *b.argv], cwd=ROOT, env=env, capture_output=True, text=True)
     b.seconds = time.perf_counter() - started
@@ -115,7 +162,7 @@ def run(b: Bench) -> None:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def load_average() -> str:
@@ -154,7 +201,7 @@ def machine() -> dict[str, str]:
         flags = ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if re.search(rf"\b{f}\b", text))
     except OSError:
         pass
-    gpu = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+    gpu = (gpu_name() if cuda_available()
            else "none: no GPU was available to this run; the CUDA paths (AMP, NCCL, compile on GPU) are "
                 "tested only where one is, and their tests skip here")
     return {"CPU": f"{cpu or 'unknown'} ({os.cpu_count()} logical cores{'; ' + flags if flags else ''})",
@@ -210,21 +257,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     benches = discover()
     records = Path(args.out).with_suffix(".json")
+    earlier = load_records(records)
+    wanted = {b.name for b in benches}
     if args.only:
         wanted = {n.strip() for n in args.only.split(",") if n.strip()}
         unknown = wanted - {b.name for b in benches}
         if unknown:
             parser.error(f"unknown benchmark(s) {sorted(unknown)}; available: {', '.join(b.name for b in benches)}")
-        earlier = load_records(records)
         # the others keep their last results (or stay "not run")
         benches = [b if b.name in wanted else earlier.get(b.name, b) for b in benches]
-        to_run = [b for b in benches if b.name in wanted]
-    else:
-        to_run = benches
     if args.list:
         for b in benches:
-            print(f"{b.name:20s} {b.command}   [{b.status}{'; ' + b.measured if b.measured else ''}]")
+            print(f"{b.name:28s} {b.command}   [{b.status}{'; ' + b.measured if b.measured else ''}"
+                  f"{'; needs a CUDA GPU' if b.needs_cuda else ''}]")
         return 0
+    if any(b.needs_cuda for b in benches if b.name in wanted) and not cuda_available():
+        benches = without_gpu(benches, wanted, earlier)
+    to_run = [b for b in benches if b.name in wanted]
     info = machine()
     command = "python -m bench" + (f" --only {args.only}" if args.only else "")
     for b in to_run:

@@ -96,7 +96,7 @@ def train_and_sample(args, peaks: dict[str, float]) -> None:
         model = unet_model(cl, comp)
         xb = x.contiguous(memory_format=torch.channels_last) if cl else x
         ctx = TrainContext(device=torch.device("cpu"), generator=torch.Generator().manual_seed(1),
-                           precision=precision, grad_clip=0.0, next_batch=lambda: (xb, y))
+                           precision=precision, grad_clip=0.0, next_batch=lambda xb=xb: (xb, y))
 
         def train(model=model, ctx=ctx, xb=xb):
             for _ in range(args.steps):

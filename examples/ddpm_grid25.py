@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         "out": args.out,
         "data": {"name": "grid25"},
         "trainer": {"steps": 30 if args.quick else 10000, "batch_size": 256, "log_every": 10 if args.quick else 100,
-                    "sample_every": 30 if args.quick else 2000, "sample_n": 300 if args.quick else 2000, "progress": not args.quick, "report": False},
+                    "sample_every": 30 if args.quick else 2000, "sample_n": 300 if args.quick else 2000,
+                    "progress": not args.quick, "report": False},
         "model": {"T": 20 if args.quick else 1000, "mlp_width": 32 if args.quick else 256,
                   "mlp_depth": 2 if args.quick else 4},
     }, "example")

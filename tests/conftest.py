@@ -48,7 +48,8 @@ class FakeContext:
 
     def next_batch(self):
         if self.x is None:
-            raise AssertionError("this FakeContext holds no data: a model that needs fresh minibatches gets FakeContext(x)")
+            raise AssertionError("this FakeContext holds no data: "
+                                 "a model that needs fresh minibatches gets FakeContext(x)")
         idx = torch.randint(len(self.x), (self.batch_size,), generator=self.data_generator)
         y = self.y[idx] if self.y is not None else torch.full((self.batch_size,), -1)
         batch = (self.x[idx], y)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_distributed import COMMON, DDPM, GAN, assert_close_states, assert_same_logs, state, train_here
 
 from genmodels.errors import ConfigError
-from test_distributed import COMMON, DDPM, GAN, assert_close_states, assert_same_logs, state, train_here
 
 STEPS = 4
 

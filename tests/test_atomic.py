@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from disk_faults import fail_writes
-from genmodels.atomic import (LineAppender, atomic_file, check_output_path, remove_stale_temporaries, write_text)
+
+from genmodels.atomic import LineAppender, atomic_file, check_output_path, remove_stale_temporaries, write_text
 from genmodels.errors import GenmodelsError, OutputError
 from genmodels.training.checkpoint import load_checkpoint, save_atomic
 from genmodels.viz import save_curves, save_grid

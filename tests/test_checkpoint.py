@@ -6,13 +6,19 @@ import os
 
 import pytest
 import torch
+from toy_models import install, toy_data
 
 from genmodels.config import RunConfig
 from genmodels.errors import CheckpointError, ConfigError
 from genmodels.training import Trainer, build_model, load_run
-from genmodels.training.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
-                                        save_atomic)
-from toy_models import install, toy_data
+from genmodels.training.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_model,
+    load_checkpoint,
+    load_modules,
+    save_atomic,
+)
 
 
 class RunsCode:

@@ -7,9 +7,9 @@ import argparse
 import numpy as np
 import pytest
 from PIL import Image
+from toy_models import install
 
 from genmodels.cli import build_parser, main
-from toy_models import install
 
 
 @pytest.fixture(scope="module")

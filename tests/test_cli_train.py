@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from toy_models import install
 
 from genmodels.cli import build_parser, main
 from genmodels.config import load_toml
-from toy_models import install
 
 FAST = ["--steps", "12", "--batch-size", "8", "--device", "cpu", "--no-progress",
         "--set", "trainer.sample_every=0", "--set", "trainer.log_every=4"]

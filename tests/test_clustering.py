@@ -16,8 +16,8 @@ def brute_force_accuracy(pred: np.ndarray, true: np.ndarray) -> float:
     best = 0
     for perm in itertools.permutations(classes, min(len(codes), len(classes))):
         for chosen in itertools.combinations(codes, len(perm)):
-            mapping = dict(zip(chosen, perm))
-            best = max(best, sum(mapping.get(p) == t for p, t in zip(pred, true)))
+            mapping = dict(zip(chosen, perm, strict=True))
+            best = max(best, sum(mapping.get(p) == t for p, t in zip(pred, true, strict=True)))
     return best / len(pred)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -40,8 +42,8 @@ def test_repaint_schedule_is_algorithm_1_for_j_1_and_jumps_j_steps():
     assert repaint_schedule(5, 1, 1) == [5, 4, 3, 2, 1, 0]
     s = repaint_schedule(10, 3, 3)
     assert s[0] == 10 and s[-1] == 0 and max(s) == 10
-    assert all(abs(a - b) == 1 for a, b in zip(s[:-1], s[1:]))
-    downs = sum(b == a - 1 for a, b in zip(s[:-1], s[1:]))
+    assert all(abs(a - b) == 1 for a, b in itertools.pairwise(s))
+    downs = sum(b == a - 1 for a, b in itertools.pairwise(s))
     assert downs == 10 + 2 * 2 * 3                                      # positions 3, 6; 2 jumps of 3 each
     with pytest.raises(ConfigError):
         repaint_schedule(10, 0, 2)
@@ -50,7 +52,7 @@ def test_repaint_schedule_is_algorithm_1_for_j_1_and_jumps_j_steps():
 def test_repaint_schedule_positions():
     # positions t = 3, 6 (t + j <= 10), r - 1 = 2 jumps of 3 steps each
     s = repaint_schedule(10, 3, 3)
-    ups = [a for a, b in zip(s[:-1], s[1:]) if b == a + 1]
+    ups = [a for a, b in itertools.pairwise(s) if b == a + 1]
     assert sorted(set(ups)) == [3, 4, 5, 6, 7, 8] and len(ups) == 2 * 2 * 3
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 import pytest
+from toy_models import ToyConfig, install
 
 from genmodels.config import RunConfig, TrainerConfig, coerce, load_toml
 from genmodels.errors import ConfigError
-from toy_models import ToyConfig, install
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +113,7 @@ def test_coerce_containers_optionals_and_literals():
     assert coerce("1,2,2", tuple[int, ...], "f") == (1, 2, 2)
     assert coerce("[1, 2]", list[int], "f") == [1, 2]
     assert coerce([0.5, 1], tuple[float, float], "f") == (0.5, 1.0)
-    assert coerce("none", Optional[int], "f") is None
+    assert coerce("none", Optional[int], "f") is None  # noqa: UP045 (the old spelling is what this checks)
     assert coerce("4", int | None, "f") == 4
     assert coerce("ddim", Literal["ancestral", "ddim"], "f") == "ddim"
     with pytest.raises(ConfigError, match="ancestral, ddim"):

@@ -73,7 +73,8 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, protocol):
     marker = tmp_path / "pwned"
     payload = batch(3) | {"data": RunsCode(f"touch {marker}")}
     write(tmp_path / "data_batch_1", payload, protocol)
-    with pytest.raises(DataError, match=r"data_batch_1: unsafe or corrupt pickle: refusing to load (posix|os|nt)\.system"):
+    with pytest.raises(DataError,
+                       match=r"data_batch_1: unsafe or corrupt pickle: refusing to load (posix|os|nt)\.system"):
         load(tmp_path / "data_batch_1")
     assert not marker.exists()
     write(tmp_path / "evil", {"labels": Evaluates()}, protocol)

@@ -5,12 +5,12 @@ import time
 
 import pytest
 import torch
+from conftest import FakeContext
 
 from genmodels.data.load import load
 from genmodels.metrics.modes import mode_coverage
 from genmodels.models.ddpm import DDPM, DDPMConfig
 from genmodels.viz import save_scatter
-from conftest import FakeContext
 
 
 @pytest.mark.slow

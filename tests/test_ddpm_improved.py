@@ -10,6 +10,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import FakeContext
 
 from genmodels.cli import main
 from genmodels.config import load_toml
@@ -18,7 +19,6 @@ from genmodels.errors import ConfigError
 from genmodels.models.ddpm import DDPM, DDPMConfig
 from genmodels.training import load_run
 from genmodels.training.checkpoint import check_model, load_checkpoint
-from conftest import FakeContext
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,7 +73,7 @@ def test_learned_sigma_model_trains_with_l_hybrid_and_samples_with_every_sampler
     logs = model.train_step((data.x[:8], torch.full((8,), -1)), ctx)
     assert set(logs) == {"loss", "l_simple", "l_vlb"} and all(math.isfinite(x) for x in logs.values())
     assert logs["loss"] == pytest.approx(logs["l_simple"] + 1e-3 * logs["l_vlb"], rel=1e-5)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters(), strict=True))
     for sampler in ("ancestral", "ddim", "dpm++", "heun", "euler-ancestral"):
         x = model.sample(3, generator=torch.Generator().manual_seed(1), sampler=sampler, steps=4)
         assert x.shape == (3, *data.spec.shape) and torch.isfinite(x).all(), sampler
@@ -110,7 +110,8 @@ def test_points_model_reports_the_three_likelihood_estimates():
     with pytest.raises(ConfigError, match="likelihood estimate.*bound, is, ode"):
         model.evaluate("nll", data, n=4, estimates="bound,elbo")
     # each estimate is computed on its own: asking for the others does not change the bound
-    alone = model.evaluate("nll", data, n=32, batch_size=32, estimates="bound", generator=torch.Generator().manual_seed(4))
+    alone = model.evaluate("nll", data, n=32, batch_size=32, estimates="bound",
+                           generator=torch.Generator().manual_seed(4))
     assert alone["nats_per_dim_total"] == out["nats_per_dim_total"]
 
 

@@ -4,14 +4,12 @@ import math
 
 import pytest
 import torch
+from conftest import FakeContext
 
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError
 from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
 from genmodels.models.registry import get_model
-
-from conftest import FakeContext
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,11 +50,12 @@ def test_image_training_step_sampling_and_nll(loss, prediction, variance):
     logs = model.train_step((data.x[:8], data.y[:8]), ctx)
     assert math.isfinite(logs["loss"]) and "l_simple" in logs
     assert ("l_vlb" in logs) == (loss != "simple")
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters(), strict=True))
     for sampler in ("ancestral", "ddim", "dpm++"):
         x = model.sample(3, generator=torch.Generator().manual_seed(1), sampler=sampler, steps=5)
         assert x.shape == (3, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
-    nll = model.evaluate("nll", data, n=4, num_timesteps=5, estimates="bound", generator=torch.Generator().manual_seed(2))
+    nll = model.evaluate("nll", data, n=4, num_timesteps=5, estimates="bound",
+                         generator=torch.Generator().manual_seed(2))
     parts = nll["bpd_L_T"] + nll["bpd_L_1:T-1"] + nll["bpd_L_0"]
     assert nll["bpd_total"] == pytest.approx(parts) and nll["n"] == 4
     assert 0 < nll["bpd_total"] and math.isfinite(nll["bpd_total"])
@@ -113,7 +112,7 @@ def test_points_model_learns_a_two_point_mixture_and_reports_nats_per_dim():
         model = DDPM(DDPMConfig(T=100, mlp_width=64, mlp_depth=2), data.spec)
     ctx = FakeContext()
     losses = []
-    for step in range(600):
+    for _ in range(600):
         idx = torch.randint(0, 2000, (128,), generator=g)
         losses.append(model.train_step((x[idx], torch.full((128,), -1)), ctx)["loss"])
     assert sum(losses[-50:]) / 50 < 0.75 * sum(losses[:20]) / 20
@@ -122,7 +121,8 @@ def test_points_model_learns_a_two_point_mixture_and_reports_nats_per_dim():
     near = torch.cdist(s, centres).min(1)
     assert (near.values < 1.5).float().mean() > 0.9                 # samples land on the two modes
     assert 0.2 < (near.indices == 0).float().mean() < 0.8             # and use both of them
-    nll = model.evaluate("nll", data, n=64, num_timesteps=20, estimates="bound", generator=torch.Generator().manual_seed(2))
+    nll = model.evaluate("nll", data, n=64, num_timesteps=20, estimates="bound",
+                         generator=torch.Generator().manual_seed(2))
     assert set(nll) >= {"nats_per_dim_total", "nats_per_dim_L_0", "n"}
     # in data coordinates the bound sits above the data entropy, log(2)/2 + log(0.3 sqrt(2 pi e)) ~ 0.56
     # nats/dim (Gibbs: E[-log p_theta] >= H), and is finite for this briefly trained model

@@ -41,7 +41,8 @@ def test_sinusoidal_embedding():
     e = sinusoidal_embedding(torch.tensor([0.0, 10.0]), 8)
     assert e.shape == (2, 8)
     assert torch.allclose(e[0], torch.tensor([1.0] * 4 + [0.0] * 4))
-    assert torch.allclose(e[1, 0], torch.cos(torch.tensor(10.0))) and torch.allclose(e[1, 4], torch.sin(torch.tensor(10.0)))
+    assert torch.allclose(e[1, 0], torch.cos(torch.tensor(10.0)))
+    assert torch.allclose(e[1, 4], torch.sin(torch.tensor(10.0)))
     assert sinusoidal_embedding(3, 5, batch=4).shape == (4, 5)
 
 

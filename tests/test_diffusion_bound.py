@@ -17,7 +17,6 @@ from genmodels.diffusion.loglik import log_likelihood_is
 from genmodels.diffusion.samplers import ancestral
 from genmodels.diffusion.schedule import NoiseSchedule, cosine_betas
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

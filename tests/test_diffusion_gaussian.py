@@ -22,7 +22,6 @@ from genmodels.diffusion.gaussian import (
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -124,7 +123,8 @@ def test_reverse_mean_is_eq_4_3_and_the_posterior_mean_at_x0_hat():
 
 def test_prediction_conversions_round_trip():
     g = torch.Generator().manual_seed(4)
-    x0, eps = torch.randn(2, 5, 3, generator=g, dtype=torch.float64), torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    x0 = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    eps = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
     t = torch.tensor([3, 900])
     xt = q_sample(SCHED, x0, t, eps)
     assert torch.allclose(predict_x0_from_eps(SCHED, xt, t, eps), x0, atol=1e-8)

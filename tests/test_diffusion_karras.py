@@ -2,6 +2,7 @@
 Euler-ancestral samplers, against the paper's formula, the exact probability-flow map of Gaussian
 data and ancestral sampling; plus the continuous noise-level interpolation used by the ODE."""
 
+import itertools
 import math
 
 import pytest
@@ -31,7 +32,8 @@ def test_karras_sigmas_follow_eq_5():
     assert got.tolist() == pytest.approx(want, rel=1e-12, abs=0)
     assert got[0] == 80.0 and float(got[17]) == pytest.approx(0.002) and got[18] == 0.0
     # rho = 1 is uniform spacing; rho = 7 puts more levels at low noise
-    assert torch.allclose(karras_sigmas(1.0, 5.0, 5, rho=1.0)[:-1], torch.tensor([5.0, 4, 3, 2, 1], dtype=torch.float64))
+    assert torch.allclose(karras_sigmas(1.0, 5.0, 5, rho=1.0)[:-1],
+                          torch.tensor([5.0, 4, 3, 2, 1], dtype=torch.float64))
     assert (got[:-1] < 10).sum() > 9
     for bad in (dict(sigma_min=0.0, sigma_max=1.0, n=3), dict(sigma_min=2.0, sigma_max=1.0, n=3),
                 dict(sigma_min=0.1, sigma_max=1.0, n=0)):
@@ -45,9 +47,9 @@ def test_sigmas_are_mapped_from_the_vp_schedule_and_rounded_to_its_steps():
     assert table[0] == 0 and torch.allclose(table[1:], ((1 - abar) / abar).sqrt(), rtol=1e-12)
     steps = karras_steps(SCHED, 18)
     assert steps[0] == 1000 and steps[-2:] == [1, 0] and len(steps) == 19
-    assert all(a > b for a, b in zip(steps, steps[1:]))
+    assert all(a > b for a, b in itertools.pairwise(steps))
     levels = karras_sigmas(float(table[1]), float(table[-1]), 18)[:-1]
-    for t, level in zip(steps[:-1], levels):                   # each step is the nearest to its level
+    for t, level in zip(steps[:-1], levels, strict=True):                   # each step is the nearest to its level
         assert (table[1:] - level).abs().argmin() + 1 == t
     assert timestep_sequence(SCHED, 18, "karras") == steps
     # at small T rounding merges levels: at most n evaluations, still from T down to 1

@@ -47,7 +47,8 @@ def test_learned_variance_is_beta_tilde_at_v_0_and_beta_at_v_1():
     # per dimension: each coordinate of v sets its own variance
     xt = torch.zeros(1, 2, dtype=torch.float64)
     _, var2, _ = p_mean_var(SCHED_100, xt, xt, torch.tensor([50]), "learned", v=torch.tensor([[0.0, 1.0]]))
-    assert var2[0, 0] == pytest.approx(float(SCHED_100.beta_tilde[49])) and var2[0, 1] == pytest.approx(float(SCHED_100.beta[49]))
+    assert var2[0, 0] == pytest.approx(float(SCHED_100.beta_tilde[49]))
+    assert var2[0, 1] == pytest.approx(float(SCHED_100.beta[49]))
     assert split_model_output(xt) == (xt, None)
 
 

@@ -1,6 +1,7 @@
 """Samplers: stored fixed-seed values with a tiny deterministic model, DDIM(eta=1, T steps) =
 ancestral sampling, and every sampler recovering N(m, s^2) with the optimal eps_theta."""
 
+import itertools
 import math
 
 import pytest
@@ -19,7 +20,6 @@ from genmodels.diffusion.samplers import (
 )
 from genmodels.diffusion.schedule import NoiseSchedule, linear_betas
 from genmodels.errors import ConfigError
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +47,8 @@ STORED = {
                     [[3.8297519456379563, -1.0524588632195415, -4.506051963778507],
                      [1.436814067044315, -2.2386463352932577, -2.3358065556885963]]),
     "ddim_eta05_10_clip": (lambda x, g: ddim(tiny_denoise, x, TINY, steps=10, generator=g, eta=0.5, clip_x0=True),
-                           [[1.0, -0.712859491363008, -1.0], [0.940491763687518, -0.9995855361358494, -0.8406184849313308]]),
+                           [[1.0, -0.712859491363008, -1.0],
+                            [0.940491763687518, -0.9995855361358494, -0.8406184849313308]]),
     "dpmpp_6": (lambda x, g: dpm_solver_pp_2m(tiny_denoise, x, TINY, steps=6, generator=g),
                 [[3.9700791433284355, -1.107384353904761, -4.617232633666502],
                  [1.4858368996851152, -2.3216112978485044, -2.3994011415411833]]),
@@ -131,7 +132,7 @@ def test_timestep_sequence_and_errors():
     for spacing in ("uniform", "logsnr"):
         seq = timestep_sequence(sched, 20, spacing)
         assert seq[0] == 1000 and seq[-2:] == [1, 0] and len(seq) == 21
-        assert all(a > b for a, b in zip(seq, seq[1:]))
+        assert all(a > b for a, b in itertools.pairwise(seq))
     assert timestep_sequence(sched, 5) == [1000, 750, 500, 251, 1, 0]
     assert timestep_sequence(sched, 1) == [1000, 0]
     with pytest.raises(ConfigError, match="1..20"):
@@ -155,7 +156,8 @@ def test_dpm_solver_is_deterministic_and_uses_the_requested_number_of_evaluation
     x_T = torch.randn(4, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     a = dpm_solver_pp_2m(counting, x_T, TINY, steps=8, generator=torch.Generator().manual_seed(2), spacing="uniform")
     assert len(calls) == 8 and calls[0] == 20 and calls[-1] == 1
-    b = dpm_solver_pp_2m(tiny_denoise, x_T, TINY, steps=8, generator=torch.Generator().manual_seed(3), spacing="uniform")
+    b = dpm_solver_pp_2m(tiny_denoise, x_T, TINY, steps=8, generator=torch.Generator().manual_seed(3),
+                         spacing="uniform")
     assert torch.equal(a, b)
     calls.clear()
     dpm_solver_pp_2m(counting, x_T, TINY, steps=8)   # log-SNR steps that round to the same t are merged

@@ -25,7 +25,8 @@ from genmodels.training.logging import read_metrics
 
 STEPS = 4
 # fp32: the equalities are those of the maths; bf16 kernels may round differently at another batch size
-COMMON = ["--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--no-progress", "--set", "trainer.sample_every=0",
+COMMON = ["--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--no-progress",
+          "--set", "trainer.sample_every=0",
           "--set", "trainer.log_every=1", "--set", "trainer.report=false", "--set", "trainer.ema_decay=0.9",
           "--set", "trainer.tensorboard=false",
           # a constant rate: these runs are extended by --resume, which would stretch a decay
@@ -93,7 +94,7 @@ def _flatten(obj, prefix: str = "") -> dict:
 def assert_same_logs(a: Path, b: Path) -> None:
     la, lb = read_metrics(a / "metrics.jsonl"), read_metrics(b / "metrics.jsonl")
     assert [r["step"] for r in la] == [r["step"] for r in lb]
-    for ra, rb in zip(la, lb):
+    for ra, rb in zip(la, lb, strict=True):
         for k, v in ra.items():
             if not k.endswith("time"):          # wall-clock and CPU time differ between runs
                 assert v == pytest.approx(rb[k], rel=1e-4, abs=1e-5), (k, ra["step"])

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_model_contract import check_contract, image_data, point_data
 from torch import nn
 
 import genmodels
@@ -26,8 +27,6 @@ from genmodels.config_fields import param, require
 from genmodels.errors import ConfigError
 from genmodels.models import registry
 from genmodels.models.base import GenerativeModel
-
-from test_model_contract import check_contract, image_data, point_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -213,7 +212,7 @@ def test_the_pages_family_keeps_the_contract(tmp_path, registered, monkeypatch):
     page_file(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_gaussian", raising=False)
-    import my_gaussian as g      # registers "gaussian", in the registry copy of this test
+    import my_gaussian as g  # registers "gaussian", in the registry copy of this test
 
     assert registry.get_model("gaussian") == g.family()
     check_contract(*g.family(), g.GaussianConfig(), point_data())

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import FakeContext
 
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError
@@ -13,7 +14,6 @@ from genmodels.models.gan.model import sample_z
 from genmodels.nets.gan_mlp import MaxoutDiscriminator, goodfellow2014_generator
 from genmodels.nets.maxout import Maxout
 from genmodels.recipes import load_recipe
-from conftest import FakeContext
 
 MNIST = DataSpec("image", (1, 28, 28), num_classes=10)
 

@@ -1,6 +1,5 @@
 """GAN objectives on logits: values (seed eq. 2.1-2.3, Remark 1), stability, gradients."""
 
-import math
 
 import pytest
 import torch
@@ -44,7 +43,7 @@ def test_losses_are_finite_and_exact_at_extreme_logits():
 
 def test_minimax_gradient_vanishes_where_nonsaturating_does_not():
     # D(G(z)) close to 0 (D confidently rejects the samples, as early in training): the logit is -10.
-    for logit, small in ((-10.0, True), (-20.0, True)):
+    for logit in (-10.0, -20.0):
         l_mm = torch.full((4,), logit, requires_grad=True)
         l_ns = torch.full((4,), logit, requires_grad=True)
         generator_loss(l_mm, "minimax").backward()

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import FakeContext
 
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError, DataError
@@ -11,8 +12,6 @@ from genmodels.models.gan import GAN, GANConfig, GANSampleOptions
 from genmodels.models.gan.losses import generator_loss
 from genmodels.models.registry import get_model
 from genmodels.viz import save_image
-
-from conftest import FakeContext
 
 
 def ring8_with_labels(n, seed=0, std=0.02):
@@ -98,7 +97,7 @@ def test_default_step_takes_one_discriminator_and_one_generator_step_and_moves_b
     assert ctx.optimized == [model.opt_D, model.opt_G]
     assert len(ctx.batches_served) == 1                                 # k = 1: only the given batch
     for name, net in model.modules().items():
-        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters())), name
+        assert any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters(), strict=True)), name
 
 
 @pytest.mark.parametrize("loss", ["minimax", "nonsaturating", "hinge", "wasserstein"])

@@ -7,8 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from genmodels.models.infogan.codes import CodeSpec, sample_codes
-from genmodels.models.infogan.mi import (QOutput, categorical_log_q, gaussian_log_q, info_loss, info_terms,
-                                         q_output_dim, split_q)
+from genmodels.models.infogan.mi import (
+    QOutput,
+    categorical_log_q,
+    gaussian_log_q,
+    info_loss,
+    info_terms,
+    q_output_dim,
+    split_q,
+)
 
 
 def test_entropy_of_the_priors():
@@ -65,7 +72,7 @@ def test_split_q_layout():
 
 
 def _q_for(codes, spec, confidence: float, noise: float = 0.0) -> QOutput:
-    logits = [confidence * F.one_hot(c, k).float() for c, k in zip(codes.cat, spec.categorical)]
+    logits = [confidence * F.one_hot(c, k).float() for c, k in zip(codes.cat, spec.categorical, strict=True)]
     return QOutput(cat_logits=logits, mean=codes.cont + noise, log_var=None)
 
 

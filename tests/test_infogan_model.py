@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.infogan import InfoGAN, InfoGANConfig, InfoGANSampleOptions
 from genmodels.models.infogan.codes import CodeSpec, sample_codes
@@ -60,7 +60,7 @@ def test_mi_term_reaches_G_and_Q():
     loss = m.info_loss(terms)                        # -lambda L_I alone
     named = {f"{net}.{n}": p for net, mod in (("G", m.G), ("Q", m.Q), ("D", m.D))
              for n, p in mod.named_parameters()}
-    grads = dict(zip(named, torch.autograd.grad(loss, list(named.values()), allow_unused=True)))
+    grads = dict(zip(named, torch.autograd.grad(loss, list(named.values()), allow_unused=True), strict=True))
     for prefix in ("G.", "Q.", "D.body."):
         norms = [g.norm().item() for n, g in grads.items() if n.startswith(prefix) and g is not None]
         assert norms and sum(norms) > 0, prefix
@@ -76,10 +76,10 @@ def test_train_step_uses_the_mi_term_in_both_players_steps():
         m = model(lambda_cat=lam, lambda_cont=lam)
         q0 = [p.detach().clone() for p in m.Q.parameters()]
         m.train_step(make_ctx(data).next_batch(), make_ctx(data))
-        q_moved = any(not torch.equal(a, b) for a, b in zip(q0, m.Q.parameters()))
+        q_moved = any(not torch.equal(a, b) for a, b in zip(q0, m.Q.parameters(), strict=True))
         after[lam] = (q_moved, [p.detach().clone() for p in m.G.parameters()])
     assert after[0.0][0] is False and after[1.0][0] is True
-    assert any(not torch.allclose(a, b) for a, b in zip(after[0.0][1], after[1.0][1]))
+    assert any(not torch.allclose(a, b) for a, b in zip(after[0.0][1], after[1.0][1], strict=True))
 
 
 def test_train_step_logs_L_I_H_and_code_accuracy():

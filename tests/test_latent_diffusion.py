@@ -35,7 +35,8 @@ def test_latents_are_scaled_encoder_means_with_their_source(runs):
     assert abs(float(data.x.double().std()) - 1.0) < 1e-4                 # unit variance over all latent dims
     test = load(f"latents:{runs / 'vae'}", split="test")
     assert test.latent == data.latent and len(test) > 256                # the train split's scale, all test images
-    assert latent_scale(torch.tensor([[0.0, 2.0], [2.0, 0.0]])) == pytest.approx(1 / float(torch.tensor([0., 2, 2, 0]).std()))
+    expected = 1 / float(torch.tensor([0., 2, 2, 0]).std())
+    assert latent_scale(torch.tensor([[0.0, 2.0], [2.0, 0.0]])) == pytest.approx(expected)
     with pytest.raises(ConfigError, match="do not apply"):
         load(f"latents:{runs / 'vae'}", image_size=14)
 

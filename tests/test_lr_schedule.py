@@ -3,6 +3,7 @@ a model, carried in the optimiser state (so resume recomputes the same rates).""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -28,7 +29,7 @@ def test_cosine_and_linear_decay_values():
     assert lr_factor(5, 110, 10, "linear") == pytest.approx(0.6)      # still warming up
     # monotone decay after the warm-up
     values = [lr_factor(s, 110, 10, "cosine") for s in range(10, 110)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(values))
 
 
 def test_unknown_schedule_lists_the_choices():

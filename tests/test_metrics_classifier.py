@@ -53,9 +53,9 @@ def test_training_is_reproducible_from_the_seed():
     a = train(x, y, cfg, torch.Generator().manual_seed(0))
     b = train(x, y, cfg, torch.Generator().manual_seed(0))
     c = train(x, y, cfg, torch.Generator().manual_seed(1))
-    for (ka, va), (_, vb), (_, vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+    for (ka, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(va, vb), ka
-    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values()))
+    assert any(not torch.equal(va, vc) for va, vc in zip(a.state_dict().values(), c.state_dict().values(), strict=True))
 
 
 def test_bad_weights_file_is_a_checkpoint_error(tmp_path):

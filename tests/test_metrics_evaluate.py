@@ -3,6 +3,7 @@ real-data floor, the .npy path, model-specific metrics, points data and the erro
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -45,14 +46,15 @@ def test_metrics_are_monotone_in_gaussian_noise(mnist5k):
         f = F.extract(ex, F.batches_of(noisy, 500), progress=False).features
         fds.append(frechet_distance_features(ref, f))
         precisions.append(precision_recall_density_coverage(ref, f)["precision"])
-    assert all(a < b for a, b in zip(fds, fds[1:])), fds
-    assert all(a > b for a, b in zip(precisions, precisions[1:])), precisions
+    assert all(a < b for a, b in itertools.pairwise(fds)), fds
+    assert all(a > b for a, b in itertools.pairwise(precisions)), precisions
     assert fds[-1] > 20 * fds[0] and precisions[0] > 0.6 and precisions[-1] < 0.3
 
 
 def test_samples_npy_and_real_vs_real_through_the_cli(mnist5k, tmp_path, capsys):
     train, test = mnist5k
-    noisy = ((test.x + 0.5 * torch.randn(test.x.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1) + 1) / 2
+    noise = torch.randn(test.x.shape, generator=torch.Generator().manual_seed(1))
+    noisy = ((test.x + 0.5 * noise).clamp(-1, 1) + 1) / 2
     good, bad = tmp_path / "good.npy", tmp_path / "bad.npy"
     pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(2))[:300]  # mnist5k is sorted by class
     np.save(good, ((train.x[pick] + 1) / 2).numpy())  # real training digits, [0, 1] as `genmodels sample` writes
@@ -213,7 +215,8 @@ def test_evaluate_a_run_directory_end_to_end(tmp_path, capsys):
     assert {"FD-mnist", "precision", "coverage", "nll"} <= set(m) and result["n_samples"] == 200
     assert m["nll"]["real_floor"] is None and m["FD-mnist"]["real_floor"] is not None
     assert m["FD-mnist"]["value"] > m["FD-mnist"]["real_floor"]  # two training steps are far from the data
-    assert main(["evaluate", str(run), "--metrics", "fd", "--n", "50", "--sample-option", "bogus=1", "--no-progress"]) == 2
+    assert main(["evaluate", str(run), "--metrics", "fd", "--n", "50", "--sample-option", "bogus=1",
+                 "--no-progress"]) == 2
     assert "bogus" in capsys.readouterr().err
 
 
@@ -221,7 +224,8 @@ def test_parzen_is_wired_with_a_disjoint_validation_set(mnist5k):
     train, test = mnist5k
     pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(4))[:200]
     blurred = torch.nn.functional.avg_pool2d(train.x[pick], 3, stride=1, padding=1)
-    report = evaluate(train, test, fast_config(metrics="parzen", n=200), samples=lambda bs: iter([blurred]), n_samples=200)
+    report = evaluate(train, test, fast_config(metrics="parzen", n=200), samples=lambda bs: iter([blurred]),
+                      n_samples=200)
     rows = {r.name: r for r in report.rows}
     assert set(rows) == {"parzen_ll", "parzen_sigma"}
     assert rows["parzen_ll"].std > 0 and rows["parzen_ll"].floor_std > 0

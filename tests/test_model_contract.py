@@ -11,14 +11,13 @@ import math
 
 import pytest
 import torch
+from conftest import FakeContext
+from toy_models import Toy, ToyConfig, ToySampleOptions
 
 from genmodels.data.dataset import Dataset
 from genmodels.errors import CheckpointError, ConfigError
 from genmodels.models.base import TASKS, GenerativeModel
 from genmodels.models.registry import check_family, get_model
-
-from conftest import FakeContext
-from toy_models import Toy, ToyConfig, ToySampleOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -143,7 +142,8 @@ def test_every_family_keeps_the_contract(family, kind):
     config = config_cls(**TINY[family])
     if family == "ddpm" and kind == "points":
         config = config_cls(T=20, mlp_width=16, mlp_depth=1)
-    model = check_contract(model_cls, config_cls, options_cls, config, image_data() if kind == "image" else point_data())
+    data = image_data() if kind == "image" else point_data()
+    model = check_contract(model_cls, config_cls, options_cls, config, data)
     expected_views = {("vae", "image"): {"samples", "reconstructions", "interpolations", "latent_map"},
                       ("gan", "points"): {"decision_surface"}, ("infogan", "image"): {"traversal_cont0"},
                       ("ddpm", "image"): {"denoising"}}

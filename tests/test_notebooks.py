@@ -46,7 +46,7 @@ def _source(cell: dict) -> str:
 
 def test_tutorial_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
-    for required in ("01_vae.ipynb", "02_gan.ipynb", "04_diffusion.ipynb", "05_compare.ipynb"):
+    for required in ("01_vae.ipynb", "02_gan.ipynb", "03_infogan.ipynb", "04_diffusion.ipynb", "05_compare.ipynb"):
         assert required in names, f"docs/tutorials/{required} is missing"
 
 
@@ -87,5 +87,6 @@ def test_notebook_executes(path: Path, tmp_path: Path):
     client.execute()
     elapsed = time.monotonic() - start
     assert elapsed < NOTEBOOK_TIMEOUT, f"{path.name} took {elapsed:.0f} s"
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"

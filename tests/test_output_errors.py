@@ -11,11 +11,11 @@ import os
 
 import numpy as np
 import pytest
-
 from disk_faults import fail_writes
+from toy_models import install
+
 from genmodels.cli import main
 from genmodels.training.checkpoint import load_checkpoint
-from toy_models import install
 
 FAST = ["--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "trainer.sample_every=0",
         "--set", "trainer.log_every=2", "--set", "trainer.report=false", "--set", "trainer.tensorboard=false",

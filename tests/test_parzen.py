@@ -8,8 +8,7 @@ import torch
 from scipy.special import logsumexp
 
 from genmodels.errors import DataError
-from genmodels.metrics.parzen import (GOODFELLOW_SIGMAS, images_to_unit, parzen_log_density,
-                                      parzen_log_likelihood)
+from genmodels.metrics.parzen import GOODFELLOW_SIGMAS, images_to_unit, parzen_log_density, parzen_log_likelihood
 
 
 def brute_force(x, s, sigma):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from toy_models import install, toy_data
 
 from genmodels.cli import main
 from genmodels.config import RunConfig, load_toml
@@ -16,9 +17,12 @@ from genmodels.training import Trainer, build_model
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
 from genmodels.training.trainer import prepare_modules
-from toy_models import install, toy_data
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+def cuda(test):
+    """A CUDA test: marked `cuda` (`pytest -m cuda` selects them, bench/gpu_check.sh runs them) and
+    skipped where torch sees no CUDA GPU."""
+    return pytest.mark.cuda(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")(test))
 
 
 def make(tmp_path, monkeypatch, data="toy2d", device="cpu", **overrides):

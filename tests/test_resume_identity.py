@@ -5,12 +5,12 @@ run, or one whose config.toml is gone, is reported as exactly that and never sta
 from __future__ import annotations
 
 import pytest
+from toy_models import install
 
 from genmodels.cli import main
 from genmodels.config import load_toml
 from genmodels.training.checkpoint import load_checkpoint
 from genmodels.training.logging import read_metrics
-from toy_models import install
 
 FAST = ["--batch-size", "8", "--device", "cpu", "--no-progress", "--precision", "fp32",
         "--set", "trainer.sample_every=0", "--set", "trainer.log_every=4", "--set", "trainer.report=false",

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from toy_models import install
 
 from genmodels.cli import main
 from genmodels.config import load_toml
 from genmodels.errors import RunLocked
 from genmodels.training.checkpoint import load_checkpoint
 from genmodels.training.run_lock import LOCK_NAME, RunLock
-from toy_models import install
 
 HERE = Path(__file__).parent
 STEPS = 60

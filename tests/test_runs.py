@@ -21,7 +21,8 @@ from genmodels.training.run_dir import RunDir
 
 def make_run(path: Path, family: str, data: str, steps: int, records: list[dict], spec: DataSpec) -> Path:
     """A run directory as the trainer leaves it, written with the trainer's own writers."""
-    cfg = RunConfig.default(family).merge({"out": str(path), "data": {"name": data}, "trainer": {"steps": steps}}, "test")
+    cfg = RunConfig.default(family).merge({"out": str(path), "data": {"name": data}, "trainer": {"steps": steps}},
+                                          "test")
     RunDir(path).write_config(cfg, spec)
     logger = MetricsLogger(path, tensorboard=False)
     for r in records:

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_trainer_resume import _assert_same_tensors
+from toy_models import install
 
 from genmodels.cli import main
 from genmodels.report.runs import summarize
 from genmodels.training.checkpoint import load_checkpoint
 from genmodels.training.logging import read_metrics
-from test_trainer_resume import _assert_same_tensors
-from toy_models import install
 
 HERE = Path(__file__).parent
 STEPS = 60

@@ -20,7 +20,6 @@ from genmodels.models.gan.losses import discriminator_loss, generator_loss
 from genmodels.theory import Check, diffusion_claims, feller, gan_claims, markov
 from genmodels.theory.densities import Mixture1D, optimal_eps, wasserstein1
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -90,7 +89,8 @@ def test_prop4_drives_c_of_g_to_minus_log_4_and_fails_with_a_wrong_sign():
     assert_passes(check)
     assert check.details["mu"] == pytest.approx(1.0, abs=1e-2)
     assert check.details["sigma"] == pytest.approx(0.6, abs=1e-2)
-    assert_fails(gan_claims.check_prop4(generator_loss_fn=lambda l, kind: -generator_loss(l, kind), iterations=50))
+    assert_fails(gan_claims.check_prop4(generator_loss_fn=lambda logit, kind: -generator_loss(logit, kind),
+                                        iterations=50))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy_models import install, toy_data
 
 import genmodels.training as train_pkg
 from genmodels.config import RunConfig
@@ -17,7 +18,6 @@ from genmodels.training import EMA, Trainer, build_model
 from genmodels.training.checkpoint import load_checkpoint
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
-from toy_models import install, toy_data
 
 
 def make(tmp_path, monkeypatch, data="toy2d", out="run", **overrides):
@@ -58,7 +58,7 @@ def test_same_seed_same_weights_and_caller_rng_untouched(tmp_path, monkeypatch):
     config_b, model_b, _ = make(tmp_path, monkeypatch, out="b")
     Trainer(config_b).fit(model_b, data)
     for name, module in model_a.modules().items():
-        for (k, v), w in zip(module.state_dict().items(), model_b.modules()[name].state_dict().values()):
+        for (k, v), w in zip(module.state_dict().items(), model_b.modules()[name].state_dict().values(), strict=True):
             assert torch.equal(v, w), f"{name}.{k}"
     config_c, model_c, _ = make(tmp_path, monkeypatch, out="c", seed=1)
     Trainer(config_c).fit(model_c, data)

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import torch
+from toy_models import install
 
 from genmodels.cli import main
 from genmodels.training.checkpoint import load_checkpoint
-from toy_models import install
 
 HERE = Path(__file__).parent
 STEPS = 80
@@ -48,7 +48,7 @@ def _assert_same_tensors(a, b, where="checkpoint"):
             _assert_same_tensors(a[k], b[k], f"{where}.{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_same_tensors(x, y, f"{where}[{i}]")
     else:
         assert a == b, where

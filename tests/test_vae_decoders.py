@@ -6,9 +6,15 @@ import pytest
 import torch
 
 from genmodels.errors import ConfigError
-from genmodels.models.vae.decoders import (BINS, bernoulli_log_prob, discretized_gaussian_log_prob,
-                                           discretized_logistic_log_prob, gaussian_log_prob, make_likelihood,
-                                           quantize)
+from genmodels.models.vae.decoders import (
+    BINS,
+    bernoulli_log_prob,
+    discretized_gaussian_log_prob,
+    discretized_logistic_log_prob,
+    gaussian_log_prob,
+    make_likelihood,
+    quantize,
+)
 
 GRID = torch.linspace(-1, 1, BINS, dtype=torch.float64)   # the 256 values of an 8-bit pixel
 

@@ -8,7 +8,14 @@ import torch
 
 from genmodels.errors import ConfigError
 from genmodels.models.vae.decoders import make_likelihood
-from genmodels.models.vae.elbo import elbo, gaussian_kl, iwae_bound, log_normal_diag, log_standard_normal, reparameterize
+from genmodels.models.vae.elbo import (
+    elbo,
+    gaussian_kl,
+    iwae_bound,
+    log_normal_diag,
+    log_standard_normal,
+    reparameterize,
+)
 
 
 def test_gaussian_kl_closed_form_matches_monte_carlo_and_torch():

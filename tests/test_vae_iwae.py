@@ -10,13 +10,13 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from conftest import FakeContext
+from test_vae_elbo import linear_gaussian
 
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError
 from genmodels.models.vae import VAE, VAEConfig
 from genmodels.models.vae.elbo import elbo, iwae, iwae_bound
-from test_vae_elbo import linear_gaussian
-from conftest import FakeContext
 
 SMALL = DataSpec("image", (1, 8, 8))
 

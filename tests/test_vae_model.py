@@ -7,14 +7,13 @@ import math
 
 import pytest
 import torch
+from conftest import FakeContext
 
 from genmodels.data import load
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.registry import get_model
 from genmodels.models.vae import VAE, VAEConfig, VAESampleOptions
-
-from conftest import FakeContext
 
 MNIST = DataSpec("image", (1, 28, 28))
 

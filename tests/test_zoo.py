@@ -319,7 +319,8 @@ def test_zoo_command(runs, zoo, tmp_path, capsys):
                  "--command", "evaluate=genmodels evaluate zoo:mine --metrics modes", "--dest", str(dest)]) == 0
     card = zoo_card("mine", root=dest)
     assert card["dtype"] == "fp16" and card["metrics"]["modes"]["value"] == 12.0
-    assert card["metrics"]["modes"]["n_samples"] == 100 and card["commands"]["evaluate"].startswith("genmodels evaluate")
+    assert card["metrics"]["modes"]["n_samples"] == 100
+    assert card["commands"]["evaluate"].startswith("genmodels evaluate")
     capsys.readouterr()
     assert main(["zoo", "--dtype", "fp16"]) == 2
     assert "export" in capsys.readouterr().err
@@ -432,5 +433,5 @@ def _equal(x, y) -> bool:
     if isinstance(x, dict):
         return isinstance(y, dict) and x.keys() == y.keys() and all(_equal(x[k], y[k]) for k in x)
     if isinstance(x, (list, tuple)):
-        return len(x) == len(y) and all(_equal(a, b) for a, b in zip(x, y))
+        return len(x) == len(y) and all(_equal(a, b) for a, b in zip(x, y, strict=True))
     return x == y

@@ -38,7 +38,8 @@ def test_each_entry_loads_and_samples_in_seconds(name):
         started = time.perf_counter()
         model = genmodels.load(f"zoo:{name}")
         with torch.no_grad():
-            x = model.sample(16, generator=torch.Generator().manual_seed(0), **(zoo_card(name).get("sample_options") or {}))
+            options = zoo_card(name).get("sample_options") or {}
+            x = model.sample(16, generator=torch.Generator().manual_seed(0), **options)
         seconds = time.perf_counter() - started
     finally:
         torch.set_num_threads(before)

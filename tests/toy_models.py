@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from genmodels.config_fields import check_choices, param, require
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.models.base import GenerativeModel
 
 

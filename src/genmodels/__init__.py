@@ -22,7 +22,7 @@ def load(source, device="cpu", *, ema=True, zoo_root=None):
     (`genmodels zoo` lists them; zoo_root reads the entries of another folder). A model trained
     on VAE latents samples images, decoded through its VAE (as `genmodels sample` does).
     Raises ConfigError / CheckpointError naming the problem."""
-    from genmodels.latent_run import decode_latents   # imported here: `import genmodels` stays light
+    from genmodels.latent_run import decode_latents  # imported here: `import genmodels` stays light
     from genmodels.sources import load_source
 
     return decode_latents(load_source(source, device=device, ema=ema, zoo_root=zoo_root), device).model
@@ -43,7 +43,7 @@ def train(*args, **options):
     """Train a model and return it, as `genmodels train` would: `genmodels.train("ddpm", data="mnist5k",
     steps=500, out="runs/x", **options)`; options name any trainer or model field (`genmodels.api.train`
     says how they are routed). The training machinery itself is the subpackage `genmodels.training`."""
-    from genmodels.api import train as fit   # imported here: `import genmodels` stays light
+    from genmodels.api import train as fit  # imported here: `import genmodels` stays light
 
     return fit(*args, **options)
 

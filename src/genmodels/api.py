@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
 from genmodels.data.dataset import Dataset
@@ -85,17 +86,21 @@ def needs_init(config: RunConfig, resume: bool) -> bool:
 def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bool = False,
                zoo_root: str | Path | None = None,
                load_data: Callable[[DataConfig, int], Dataset] = load_training_data) -> Fitted:
-    """Train a validated run config into config.out: join the process group under torchrun, load
-    the data, build the model (from config.init's weights when fine-tuning), run the Trainer, and
-    write RUN_DIR/report.html at the end when trainer.report is on."""
+    """Train a validated run config into config.out: join the process group under torchrun, check
+    the device, precision and batch split on this machine, load the data, build the model (from
+    config.init's weights when fine-tuning), run the Trainer, and write RUN_DIR/report.html at the
+    end when trainer.report is on. Everything up to the Trainer leaves config.out untouched: a
+    refused run creates no run directory."""
     from genmodels.report import write_report
     from genmodels.run import build_model
     from genmodels.sources import init_from_source
     from genmodels.training import Trainer, distributed
+    from genmodels.training.hardware import check_machine
 
     check_init_unchanged(config, resume)
     info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
     try:
+        check_machine(config.trainer, device, info)
         dataset = load_data(config.data, config.seed)
         model = build_model(config, dataset.spec, device)
         if needs_init(config, resume):   # before the trainer copies the weights into its EMA

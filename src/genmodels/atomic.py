@@ -20,8 +20,9 @@ import contextlib
 import errno
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Literal
 
 from genmodels.errors import GenmodelsError, OutputError
 
@@ -41,7 +42,7 @@ CAUSES = {  # errno -> how the one-line message states the cause
 }
 
 
-def _open(path: Path, mode: str) -> BinaryIO:
+def _open(path: Path, mode: Literal["wb", "ab"]) -> BinaryIO:
     """Open a file for writing: buffered for whole files ("wb"), unbuffered for appends ("ab"),
     so that an append that fails leaves nothing pending in a buffer. The one place files open."""
     return open(path, mode, buffering=0 if "a" in mode else -1)
@@ -183,7 +184,7 @@ class LineAppender:
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete the `.NAME.tmp-PID` files in `folder` whose writing process is gone (left by a crash
     or a kill during a write); returns what was removed. Files being written now are kept."""
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed

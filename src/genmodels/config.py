@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genmodels.config_checks import check_numbers
-from genmodels.config_fields import check_choices, param, require
+from genmodels.config_fields import check_choices, choices_of, field_types, param, require
 from genmodels.errors import ConfigError
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]                 # autocast (training/hardware.py)
+LRSchedule = Literal["constant", "cosine", "linear"]                # after the warm-up (training/lr_schedule.py)
+GradCompression = Literal["none", "bf16"]                           # gradient all-reduce (training/grad_buckets.py)
 SECTIONS = ("data", "trainer", "model")
 TOP_LEVEL = ("seed", "out", "init")
 
@@ -41,7 +43,8 @@ TOP_LEVEL = ("seed", "out", "init")
 class DataConfig:
     """Which data to train on and how to prepare it (passed to `genmodels.data.load`)."""
 
-    name: str = param("", "built-in data set name or path to a file/folder")
+    name: str = param("", "built-in data set name or path to a file/folder (required unless a recipe, --config, "
+                      "--init or --resume names it)", metavar="NAME_OR_PATH")
     image_size: int = param(0, "resize images to this height and width (0 = native size)")
     channels: int = param(0, "convert images to this many channels, 1 or 3 (0 = native)")
     binarize: bool = param(False, "threshold pixels at 0.5 (binary MNIST, as in Kingma & Welling)")
@@ -58,31 +61,36 @@ class DataConfig:
 class TrainerConfig:
     """The model-agnostic training loop (learning rates belong to the model, which owns its optimisers)."""
 
-    steps: int = param(10000, "number of optimisation steps (ignored when epochs > 0)")
+    steps: int = param(10000, "number of optimisation steps (ignored when epochs > 0; given alone on the command "
+                       "line, it also overrides an epochs count from a recipe or --config)")
     epochs: int = param(0, "train for this many passes over the data instead of `steps` (0 = use steps)")
     batch_size: int = param(64, "examples per optimisation step (the global batch, summed over accumulate "
                             "micro-batches and torchrun processes)")
     accumulate: int = param(1, "gradient accumulation: split each batch into this many micro-batches, one "
                             "backward pass each, one optimiser step (same update as the whole batch)")
-    lr_schedule: str = param("cosine", "learning-rate schedule after the warm-up, applied to every optimiser: "
-                             "constant, cosine (decay to 0 at the last step) or linear (to 0)",
-                             choices=("constant", "cosine", "linear"))
+    lr_schedule: LRSchedule = param("cosine", "learning-rate schedule after the warm-up, applied to every "
+                                    "optimiser: constant, cosine (decay to 0 at the last step) or linear (to 0)")
     warmup_steps: int = param(100, "linear learning-rate warm-up from lr / warmup_steps to lr over this many "
                               "steps (0 = none)")
     ema_decay: float = param(0.999, "decay of the exponential moving average of ema_modules() (0 = no EMA)")
     ema_warmup: bool = param(True, "use decay min(ema_decay, (1 + n) / (10 + n)) after n updates: an average "
                              "over about the last n / 9 steps, so short runs are averaged too")
     grad_clip: float = param(1.0, "clip the gradient norm of each optimiser step to this value (0 = off)")
+    grad_bucket_mb: float = param(1.0, "under torchrun: all-reduce the gradients in buckets of about this many MiB, "
+                                  "each started while the backward pass is still running (0 = one all-reduce "
+                                  "after the backward pass)")
+    grad_compression: GradCompression = param("none", "under torchrun: all-reduce the gradients exactly (none) or "
+                                              "as bfloat16 (bf16: half the bytes, relative error about 2^-8)")
     log_every: int = param(50, "append losses to metrics.jsonl every this many steps")
     sample_every: int = param(1000, "write samples/step_XXXXXXX.png every this many steps (0 = never)")
     sample_n: int = param(64, "number of samples in each periodic grid")
     checkpoint_every: int = param(1000, "overwrite checkpoints/latest.pt every this many steps (and at the end)")
     keep_every: int = param(0, "also keep checkpoints/step_XXXXXXX.pt every this many steps (0 = latest only)")
     device: str = param("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, mps "
-                        "(under torchrun: each rank uses cuda:LOCAL_RANK, or cpu)")
-    precision: str = param("auto", "autocast precision: auto (bf16 where the CPU has AVX512-BF16/AMX or the GPU "
-                           "supports bf16, else fp32; the resolved value is recorded), fp32, bf16 (CPU or CUDA), "
-                           "fp16 (CUDA, with grad scaling)", choices=("auto", "fp32", "bf16", "fp16"))
+                        "(under torchrun: each rank uses cuda:LOCAL_RANK, or cpu)", metavar="DEVICE")
+    precision: Precision = param("auto", "autocast precision: auto (bf16 where the CPU has AVX512-BF16/AMX or the "
+                                 "GPU supports bf16, else fp32; the resolved value is recorded), fp32, bf16 (CPU or "
+                                 "CUDA), fp16 (CUDA, with grad scaling)")
     threads: int = param(0, "intra-op CPU threads of this process (0 = one per core, shared out among "
                          "torchrun's local processes; pass 1 when the machine is busy)")
     compile: bool = param(False, "torch.compile each network's forward (nn.Module.compile; slow first steps)")
@@ -104,6 +112,7 @@ class TrainerConfig:
                 f"trainer.batch_size {self.batch_size} is not divisible by trainer.accumulate {self.accumulate}")
         require(0.0 <= self.ema_decay < 1.0, f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
         require(self.grad_clip >= 0.0, f"trainer.grad_clip must be >= 0, got {self.grad_clip}")
+        require(self.grad_bucket_mb >= 0.0, f"trainer.grad_bucket_mb must be >= 0, got {self.grad_bucket_mb}")
         require(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
                 f"trainer.device must be auto, cpu, mps, cuda or cuda:N, got {self.device!r}")
 
@@ -114,15 +123,16 @@ class RunConfig:
 
     model_name: str                        # registered family, e.g. "ddpm"
     model: Any                             # an instance of that family's config dataclass
-    seed: int = 0                          # every torch.Generator of the run is derived from it
-    out: str = ""                          # run directory
-    init: str = ""                         # fine-tuning: the source (run dir or zoo:NAME) whose weights
-                                           # the networks start from at step 0 ("" = the family's init)
+    seed: int = param(0, "run seed: every torch.Generator of the run (data order, noise, weights) is derived "
+                      "from it")
+    out: str = param("", "run directory")
+    init: str = param("", "fine-tuning: the source (run directory or zoo:NAME) whose weights the networks start "
+                      "from at step 0 (\"\" = the family's own initialisation)")
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     @classmethod
-    def default(cls, model_name: str) -> "RunConfig":
+    def default(cls, model_name: str) -> RunConfig:
         """The defaults for a registered family (ConfigError listing the families if unknown)."""
         return cls(model_name=model_name, model=family_config_class(model_name)())
 
@@ -149,7 +159,7 @@ class RunConfig:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+    def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
         """Build from nested plain data, e.g. a parsed TOML file; `source` names it in errors."""
         unknown = set(d) - set(TOP_LEVEL) - set(SECTIONS)
         if unknown:
@@ -162,7 +172,7 @@ class RunConfig:
         config = cls.default(str(name))
         return config.merge(d, source)
 
-    def merge(self, d: dict, source: str = "config") -> "RunConfig":
+    def merge(self, d: dict, source: str = "config") -> RunConfig:
         """A copy with the values of nested plain data `d` applied (the model name must agree)."""
         out = copy.deepcopy(self)
         for key, value in d.items():
@@ -182,7 +192,7 @@ class RunConfig:
                 raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(TOP_LEVEL + SECTIONS)}")
         return out
 
-    def with_overrides(self, assignments: list[str]) -> "RunConfig":
+    def with_overrides(self, assignments: list[str]) -> RunConfig:
         """Apply `section.key=value` strings (the `--set` option), parsed by the field types."""
         nested: dict[str, Any] = {}
         for item in assignments:
@@ -267,20 +277,22 @@ def dataclass_to_dict(obj: Any) -> dict:
     return out
 
 
-def field_types(cls_or_obj: Any) -> dict[str, Any]:
-    """{field name: resolved annotation} of a dataclass."""
-    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
-
-
 def update_dataclass(obj: Any, values: dict, where: str) -> None:
     """Set fields of `obj` from `values`, parsing each by its type; unknown keys list the valid ones."""
     types_ = field_types(obj)
     for key, value in values.items():
         if key not in types_:
             raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(types_))}")
-        setattr(obj, key, coerce(value, types_[key], f"{where}.{key}"))
+        setattr(obj, key, coerce(value, _read_as(types_[key]), f"{where}.{key}"))
+
+
+def _read_as(tp: Any) -> Any:
+    """The type a value for a field annotated `tp` is parsed as: a mode (a Literal of strings) as a
+    string, whose choice `validate()` checks (check_choices: one message, listing the choices)."""
+    choices = choices_of(tp)
+    if choices is None or not all(isinstance(c, str) for c in choices):
+        return tp
+    return str | None if type(None) in typing.get_args(tp) else str
 
 
 _TRUE = ("true", "yes", "on", "1")
@@ -346,7 +358,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) and args:
             if len(items) != len(args):
                 raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
-            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args)))
+            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args, strict=True)))
         item_type = args[0] if args else Any
         parsed = [coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(items)]
         return tuple(parsed) if origin is tuple else parsed

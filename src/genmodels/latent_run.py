@@ -39,7 +39,13 @@ class LatentDecoded(GenerativeModel):
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
         """n images: x ~ the prior's sampler (its options), z = x / s, then E[x | z] of the VAE's decoder."""
-        x = self.prior.sample(n, generator=generator, **options)
+        return self._decode(self.prior.sample(n, generator=generator, **options))
+
+    def sample_with(self, n: int, options, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`sample` with the prior's options instance, passed to the prior whole."""
+        return self._decode(self.prior.sample_with(n, options, generator=generator))
+
+    def _decode(self, x: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(x / self.scale, mean=True)                 # z = x / s (LDM scale factor)
 
     def modules(self) -> dict[str, torch.nn.Module]:

@@ -58,17 +58,6 @@ def source_config(source: str | Path, *, zoo_root: str | Path | None = None) -> 
     return RunDir(source).read_config()
 
 
-def sample_defaults(source: str | Path, *, zoo_root: str | Path | None = None) -> dict:
-    """The sample options a source uses unless told otherwise: a zoo entry's card may name some (e.g. a
-    20-step solver for a DDPM, so that sampling it takes seconds); a run directory has none (its
-    family's defaults apply)."""
-    if is_zoo(source):
-        from genmodels.zoo import zoo_card
-
-        return dict(zoo_card(zoo_name(source), zoo_root).get("sample_options") or {})
-    return {}
-
-
 def training_cpu_minutes(source: str | Path, *, zoo_root: str | Path | None = None) -> float | None:
     """CPU-minutes the source's training took, or the zoo card's figure; None when it was not recorded.
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,7 +122,7 @@ def curves_figure(series: dict[str, Sequence[tuple[int, float]]], title: str = "
     fig = figure(4 * cols, 2.6 * rows, dpi=90)
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
-        steps, values = zip(*series[name])
+        steps, values = zip(*series[name], strict=True)
         ax.plot(steps, values, lw=1.2, marker="." if len(steps) < 30 else None)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step", fontsize=8)

@@ -2,9 +2,10 @@
 
 Each command module exposes `register(subparsers)`, which adds its parser and sets
 `func=run` (a function taking the parsed args and returning an exit code). Commands whose
-options depend on an argument (`train MODEL`: the family's fields; `sample RUN_DIR`: the run
-family's sample options) take `register(subparsers, argv)` with the arguments after the command
-name, so that their parser can include those options (a two-stage parse).
+options depend on an argument (`train MODEL`: the family's fields; `sample RUN_DIR` and `evaluate
+SOURCE`: the run family's sample options, `cli/sample_flags.py`) take `register(subparsers, argv)`
+with the arguments after the command name, so that their parser can include those options (a
+two-stage parse).
 
 `add_config_flags` turns a config dataclass into documented `--field-name` flags.
 """
@@ -15,12 +16,13 @@ import argparse
 import dataclasses
 import sys
 import typing
+from collections.abc import Iterable
 from typing import Any
 
 from genmodels.errors import ConfigError, GenmodelsError, TrainingStopped
 
 COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "compare", "theory", "report", "runs", "zoo")
-ARGV_AWARE = ("train", "sample")
+ARGV_AWARE = ("train", "sample", "evaluate")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -87,27 +89,55 @@ def _metavar(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in (list, tuple):
         return "LIST"
-    if origin is typing.Literal:
-        return "{" + ",".join(map(str, typing.get_args(tp))) + "}"
     return {int: "INT", float: "FLOAT", str: "STR"}.get(tp, "VALUE")
 
 
-def add_config_flags(group, cls: type, *, dest_prefix: str, taken: set[str], rename_prefix: str) -> dict[str, str]:
-    """Add one documented flag per field of config dataclass `cls` to `group`.
+def config_flag(name: str, taken: Iterable[str] = (), rename_prefix: str = "") -> str:
+    """The flag of config field `name`: `foo_bar` -> `--foo-bar`, or `--RENAME_PREFIX-foo-bar`
+    when the command already has (`taken`) a `--foo-bar` of its own."""
+    flag = "--" + name.replace("_", "-")
+    return f"--{rename_prefix}-{name.replace('_', '-')}" if flag in taken else flag
 
-    Field `foo_bar` becomes `--foo-bar` (`--RENAME_PREFIX-foo-bar` when that flag is already
-    `taken` by the command), bools become `--flag/--no-flag`, choices come from the field metadata
-    and every help line ends with the default. Values stay strings (None when not given) and are
-    parsed later by the field types (genmodels.config.coerce). Returns {argparse dest: field name}.
+
+def _is_switch(tp: Any) -> bool:
+    """Whether a field of type `tp` gets `--flag/--no-flag` (bool | None: unset means "automatic")."""
+    return tp in (bool, bool | None)
+
+
+def config_flags(cls: type, taken: Iterable[str] = (),
+                 rename_prefix: str = "") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the flags that take a value, the --flag/--no-flag switches) `add_config_flags` gives `cls`."""
+    from genmodels.config_fields import field_types
+
+    values, switches = [], []
+    for name, tp in field_types(cls).items():
+        flag = config_flag(name, taken, rename_prefix)
+        if _is_switch(tp):
+            switches += [flag, "--no-" + flag[2:]]
+        else:
+            values.append(flag)
+    return tuple(values), tuple(switches)
+
+
+def add_config_flags(group, cls: type, *, dest_prefix: str, taken: Iterable[str], rename_prefix: str,
+                     fields: Iterable[str] | None = None, flags: dict[str, str] | None = None) -> dict[str, str]:
+    """Add one documented flag per field of config dataclass `cls` (or of the named `fields`) to `group`.
+
+    Field `foo_bar` becomes `config_flag(...)` (or `flags[field]`), bools become `--flag/--no-flag`,
+    choices come from the field's `Literal` annotation (genmodels.config_fields.field_choices), the
+    help from its `param` and every help line ends with its default. Values stay strings (None
+    when not given) and are parsed later by the field types (genmodels.config.coerce). Returns
+    {argparse dest: field name}.
     """
-    from genmodels.config import field_types
+    from genmodels.config_fields import field_choices, field_types
 
-    types_ = field_types(cls)
+    types_, choices_ = field_types(cls), field_choices(cls)
+    wanted = set(types_ if fields is None else fields)
     mapping = {}
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        if flag in taken:
-            flag = f"--{rename_prefix}-{f.name.replace('_', '-')}"
+        if f.name not in wanted:
+            continue
+        flag = (flags or {}).get(f.name) or config_flag(f.name, taken, rename_prefix)
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -116,12 +146,13 @@ def add_config_flags(group, cls: type, *, dest_prefix: str, taken: set[str], ren
             default = None
         dest = f"{dest_prefix}{f.name}"
         help_text = f"{f.metadata.get('help', f.name)} (default: {_format_default(default)})".replace("%", "%%")
-        choices = f.metadata.get("choices")
-        if types_[f.name] in (bool, bool | None):        # bool | None: unset means "automatic"
+        choices = choices_.get(f.name)
+        if _is_switch(types_[f.name]):
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            group.add_argument(flag, dest=dest, default=None, choices=choices,
-                               metavar=None if choices else _metavar(types_[f.name]), help=help_text)
+            group.add_argument(flag, dest=dest, default=None, choices=[str(c) for c in choices] if choices else None,
+                               metavar=None if choices else f.metadata.get("metavar") or _metavar(types_[f.name]),
+                               help=help_text)
         mapping[dest] = f.name
     return mapping
 

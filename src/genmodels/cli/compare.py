@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--html", default=None, metavar="FILE.html", help="also write the table as a standalone HTML page")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     p.add_argument("--zoo-root", default=None, metavar="DIR",
-                   help="read zoo:NAME from DIR (written by `genmodels zoo export --dest DIR`) instead of the package's zoo")
+                   help="read zoo:NAME from DIR (written by `genmodels zoo export --dest DIR`) "
+                        "instead of the package's zoo")
     p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
                    help="use each run's EMA weights when it kept them")
     p.add_argument("--sample-option", action="append", default=[], metavar="FAMILY:KEY=VALUE",
@@ -65,12 +66,14 @@ def _config(args: argparse.Namespace):
     return cfg
 
 
-def family_sample_options(pairs: list[str]) -> dict[str, list[str]]:
-    """{family: [KEY=VALUE, ...]} of --sample-option FAMILY:KEY=VALUE."""
+def family_sample_options(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """{family: {field: text}} of --sample-option FAMILY:KEY=VALUE (the KEY=VALUE part read as by
+    `genmodels evaluate`, `genmodels.run.sample_options.parse_pairs`)."""
     from genmodels.models.registry import families
+    from genmodels.run.sample_options import parse_pairs
 
     MODELS = families()
-    out: dict[str, list[str]] = {}
+    out: dict[str, dict[str, str]] = {}
     for pair in pairs:
         family, sep, option = pair.partition(":")
         if not sep or "=" not in option:
@@ -78,8 +81,9 @@ def family_sample_options(pairs: list[str]) -> dict[str, list[str]]:
                               f"the sources may be of different families")
         family = family.strip()
         if family not in MODELS:
-            raise ConfigError(f"--sample-option {pair!r}: unknown family {family!r}; valid choices: {', '.join(MODELS)}")
-        out.setdefault(family, []).append(option)
+            raise ConfigError(f"--sample-option {pair!r}: unknown family {family!r}; "
+                              f"valid choices: {', '.join(MODELS)}")
+        out.setdefault(family, {}).update(parse_pairs([option], example="ddpm:sampler=ddim"))
     return out
 
 
@@ -94,8 +98,8 @@ def data_of(source: str, zoo_root=None):
     """(DataConfig the source's samples are scored against, family, kind of data, family's metric names),
     read from its config without loading weights (a latent model: its VAE run's data, no likelihood)."""
     from genmodels.models.registry import get_model
-    from genmodels.sources import source_config
     from genmodels.run import RunDir
+    from genmodels.sources import source_config
 
     config, spec = source_config(source, zoo_root=zoo_root)
     family, metric_names = config.model_name, tuple(get_model(config.model_name)[0].metric_names)
@@ -164,16 +168,19 @@ def _metrics_of(report) -> dict[str, dict]:
     return {r.name: {"value": r.value, "std": r.std} for r in report.rows}
 
 
-def compare_sources(sources: list[str], cfg, *, ema: bool = True, sample_options: dict[str, list[str]] | None = None,
+def compare_sources(sources: list[str], cfg, *, ema: bool = True,
+                    sample_options: dict[str, dict[str, str]] | None = None,
                     zoo_root=None,
                     command: str | None = None, args: argparse.Namespace | None = None):
     """Fill a CompareTable: check that the sources share one data set, then evaluate each (its
     sample metrics at cfg.n, its model metrics at cfg.nll_n) and the real-data floor once."""
     from tqdm import tqdm
 
-    from genmodels.cli.evaluate import _sample_options, evaluate_loaded, evaluation_data, load_for_evaluation
+    from genmodels.cli.evaluate import evaluate_loaded, evaluation_data, load_for_evaluation
     from genmodels.metrics import evaluate as E
+    from genmodels.models.registry import get_model
     from genmodels.report.compare import CompareRow, CompareTable, likelihood_of, resolve_metrics
+    from genmodels.run.sample_options import USER_LAYER, build_sample_options
     from genmodels.sources import training_cpu_minutes
 
     cfg.validate()
@@ -189,7 +196,7 @@ def compare_sources(sources: list[str], cfg, *, ema: bool = True, sample_options
         if family not in families:
             raise ConfigError(f"--sample-option {family}:...: no source is of family {family} "
                               f"(the sources are {', '.join(sorted(families))})")
-        _sample_options(family, opts)   # unknown keys and bad values fail now, before any evaluation
+        build_sample_options(get_model(family)[2], (opts, USER_LAYER))   # bad options fail before any evaluation
     data_cfg, kinds = next(iter(info.values()))[0], {d[2] for d in info.values()}
     model_names = {m for d in info.values() for m in d[3]}
     sample_metrics, model_metrics = resolve_metrics(cfg, kinds.pop(), model_names)
@@ -203,7 +210,7 @@ def compare_sources(sources: list[str], cfg, *, ema: bool = True, sample_options
     table = CompareTable(dataset=name, data_options=options, extractor="-", settings=cfg, command=command,
                          sample_metrics=sample_metrics, model_metrics=model_metrics)
     names = [source_name(s) for s in sources]
-    names = [n if names.count(n) == 1 else s for n, s in zip(names, sources)]   # two runs called the same
+    names = [n if names.count(n) == 1 else s for n, s in zip(names, sources, strict=True)]   # two runs called the same
 
     if sample_metrics:
         floor = E.evaluate(train, test, cfg.eval_config(sample_metrics),
@@ -214,14 +221,15 @@ def compare_sources(sources: list[str], cfg, *, ema: bool = True, sample_options
         table.n_samples = cfg.n
         table.notes += floor.notes
     bar = tqdm(total=len(sources), desc="compare", unit="model", disable=not cfg.progress, file=sys.stderr)
-    for source, row_name in zip(sources, names):
+    for source, row_name in zip(sources, names, strict=True):
         bar.set_postfix_str(row_name)
         loaded = load_for_evaluation(source, cfg.eval_config(sample_metrics), ema=ema, zoo_root=zoo_root)
         family = info[source][1]
-        opts = sample_options.get(family.split()[0], [])
+        opts = sample_options.get(family.split()[0], {})
         row = CompareRow(row_name, source=str(source), family=family, params=count_parameters(loaded.model),
-                         train_cpu_minutes=training_cpu_minutes(source, zoo_root=zoo_root), step=loaded.step, ema=loaded.ema,
-                         sample_options=dict(o.split("=", 1) for o in opts))
+                         train_cpu_minutes=training_cpu_minutes(source, zoo_root=zoo_root), step=loaded.step,
+                         ema=loaded.ema,
+                         sample_options=dict(opts))
         if sample_metrics:
             report = evaluate_loaded(loaded, cfg.eval_config(sample_metrics), opts, data=(train, test))
             row.metrics.update(_metrics_of(report))

@@ -2,8 +2,8 @@
 
 `genmodels datasets NAME_OR_PATH ...` loads each one (both splits) and shows what a model would see.
 `genmodels datasets NAME --export FILE.npy [--split test] [--n N]` writes N examples spread evenly
-over a split (so a split ordered by class gives every class) as `genmodels sample --out FILE.npy` would (images (N, C, H, W) in [0, 1]), e.g. held-out
-images for `genmodels sample RUN --inpaint FILE.npy`.
+over a split (so a split ordered by class gives every class) as `genmodels sample --out FILE.npy`
+would (images (N, C, H, W) in [0, 1]), e.g. held-out images for `genmodels sample RUN --inpaint FILE.npy`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the list as JSON instead of a table")
     p.add_argument("--export", default=None, metavar="FILE.npy",
                    help="write --n examples spread evenly over --split of the one NAME_OR_PATH to FILE.npy")
-    p.add_argument("--split", default="test", choices=("train", "test"), help="the split --export reads (default: test)")
+    p.add_argument("--split", default="test", choices=("train", "test"),
+                   help="the split --export reads (default: test)")
     p.add_argument("--n", default=16, type=int, metavar="N", help="examples --export writes (default: 16)")
     p.set_defaults(func=run)
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                       installed, r["source"]))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     for line in lines:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)) + "  " + line[-1])
+        print("  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1])
     if not args.data:
         print(f"\nPaths work too: {PATH_HELP}.")
     return 0

@@ -9,26 +9,28 @@ the samples with the data set's test split and prints each figure beside the rea
                                                             `genmodels sample --out FILE.npy`)
 Metrics: fd (FD-<extractor>; FID only with --extractor inception), kid, prdc (precision, recall,
 density, coverage), is, modes (2-D mixtures), parzen, and the model's own (e.g. nll, elbo).
-The model's sampling options go as --sample-option KEY=VALUE (repeatable).
+The model's sampling options are the flags of `genmodels sample` (`--sampler dpm++ --steps 20`, listed
+by `genmodels evaluate SOURCE --help`), or --sample-option KEY=VALUE (repeatable).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from genmodels.cli import add_config_flags, flag_values
+from genmodels.cli.sample_flags import add_sample_flags, given, option_strings
 from genmodels.errors import ConfigError, DataError
+from genmodels.run.sample_options import ALIAS
 
-OWN_FLAGS = {"--json", "--real-vs-real", "--samples", "--data", "--ema", "--no-ema", "--checkpoint", "--sample-option"}
 
-
-def register(subparsers) -> None:
+def register(subparsers, argv: list[str] | None = None) -> None:
     from genmodels.metrics.evaluate import EvalConfig
 
     lines = __doc__.strip().splitlines()
@@ -38,27 +40,30 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", nargs="?", default=None, metavar="SOURCE",
                    help="a run directory written by `genmodels train`, or zoo:NAME (a model shipped with the package; "
                         "`genmodels zoo` lists them)")
-    p.add_argument("--real-vs-real", default=None, metavar="DATASET", help="print the real-data floor of DATASET alone")
-    p.add_argument("--samples", default=None, metavar="FILE.npy", help="evaluate samples from a .npy file (needs --data)")
+    p.add_argument("--real-vs-real", default=None, metavar="DATASET",
+                   help="print the real-data floor of DATASET alone")
+    p.add_argument("--samples", default=None, metavar="FILE.npy",
+                   help="evaluate samples from a .npy file (needs --data)")
     p.add_argument("--data", default=None, metavar="DATASET", help="the data set the --samples are compared with")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction, help="use the run's EMA weights when it kept them")
+    p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
+                   help="use the run's EMA weights when it kept them")
     p.add_argument("--zoo-root", default=None, metavar="DIR",
-                   help="read zoo:NAME from DIR (written by `genmodels zoo export --dest DIR`) instead of the package's zoo")
+                   help="read zoo:NAME from DIR (written by `genmodels zoo export --dest DIR`) "
+                        "instead of the package's zoo")
     p.add_argument("--checkpoint", default=None, metavar="FILE.pt", help="a checkpoint other than the run's latest "
                    "(run directories only)")
-    p.add_argument("--sample-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a sampling option of the model (see `genmodels sample SOURCE --help`)")
     group = p.add_argument_group("evaluation settings")
-    mapping = add_config_flags(group, EvalConfig, dest_prefix="eval__", taken=OWN_FLAGS, rename_prefix="eval")
+    own = option_strings(p) | {ALIAS}
+    mapping = add_config_flags(group, EvalConfig, dest_prefix="eval__", taken=own, rename_prefix="eval")
+    add_sample_flags(p, argv)
     p.set_defaults(func=run, eval_flags=mapping)
 
 
 def _config(args: argparse.Namespace):
     from genmodels.config import update_dataclass
-    from genmodels.metrics.evaluate import EvalConfig
-
     from genmodels.config_checks import validate_options
+    from genmodels.metrics.evaluate import EvalConfig
 
     cfg = EvalConfig()
     update_dataclass(cfg, flag_values(args, args.eval_flags), "evaluate")
@@ -70,27 +75,6 @@ def _load(name: str, split: str, **options):
     from genmodels.data import load
 
     return load(name, split=split, **options)
-
-
-def _sample_options(model_name: str, pairs, defaults: dict | None = None) -> dict:
-    """The family's sample options (all fields), with `defaults` (a zoo entry's) and then `pairs`
-    (KEY=VALUE strings, or a dict) applied, and checked."""
-    from genmodels.config import update_dataclass
-    from genmodels.config_checks import validate_options
-    from genmodels.models.registry import get_model
-
-    options = get_model(model_name)[2]()
-    if defaults:
-        update_dataclass(options, dict(defaults), "the zoo entry's sample options")
-    values = {str(k).replace("-", "_"): v for k, v in pairs.items()} if isinstance(pairs, dict) else {}
-    for pair in () if isinstance(pairs, dict) else pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--sample-option {pair!r}: expected KEY=VALUE")
-        values[key.strip().replace("-", "_")] = value.strip()
-    update_dataclass(options, values, "sample option")
-    validate_options(options, "sample")
-    return dataclasses.asdict(options)
 
 
 def _data_options(data_cfg) -> dict:
@@ -130,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if assumed:
             report.notes.append(assumed)
     else:
-        report = evaluate_source(args.run_dir, cfg, args.sample_option, ema=args.ema, checkpoint=args.checkpoint,
+        report = evaluate_source(args.run_dir, cfg, given(args), ema=args.ema, checkpoint=args.checkpoint,
                                  zoo_root=args.zoo_root)
 
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
@@ -145,8 +129,8 @@ def load_for_evaluation(source, cfg, ema: bool = True, checkpoint=None, zoo_root
     """The LoadedRun of `source` (a run directory or zoo:NAME) on cfg.device, in eval mode; a model
     trained on `latents:VAE_RUN` comes back decoding its samples to the VAE's images."""
     from genmodels.latent_run import decode_latents
-    from genmodels.sources import load_source
     from genmodels.run import resolve_device
+    from genmodels.sources import load_source
 
     device = resolve_device(cfg.device)
     loaded = load_source(source, device=device, ema=ema, checkpoint=checkpoint, zoo_root=zoo_root)
@@ -159,32 +143,43 @@ def evaluation_data(data_cfg):
     return _load(data_cfg.name, "train", **options), _load(data_cfg.name, "test", **options)
 
 
-def evaluate_loaded(loaded, cfg, sample_options=(), *, data=None):
+def evaluate_loaded(loaded, cfg, given: Mapping[str, Any] | None = None, *, data=None):
     """The EvalReport of a loaded model: cfg.n samples drawn with a generator seeded by cfg.seed
-    against the test split, beside the floor when cfg.floor. `sample_options` are KEY=VALUE strings
-    (or a {field: value} dict) of the family's sample options; `data` is (train, test) when the
-    caller has loaded them already (they must be `evaluation_data(loaded.config.data)`)."""
+    against the test split, beside the floor when cfg.floor. `given` ({field: value or text}) are
+    sample options of the family, over the zoo entry's defaults (`run_sample_options`); `data` is
+    (train, test) when the caller has loaded them already (they must be
+    `evaluation_data(loaded.config.data)`)."""
     from genmodels.metrics import evaluate as E
     from genmodels.run import resolve_device
+    from genmodels.run.sample_options import run_sample_options
     from genmodels.run.seeds import derive_seed, private_global_rng
+    from genmodels.training.inference import sampling_plan
 
     device = resolve_device(cfg.device)
     data_name = loaded.config.data.name
     train, test = data if data is not None else evaluation_data(loaded.config.data)
-    options = _sample_options(loaded.config.model_name, sample_options, loaded.sample_defaults)
+    options = run_sample_options(loaded, given)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     title = (f"{loaded.config.model_name} on {data_name}, step {loaded.step}"
              f"{', EMA weights' if loaded.ema else ''}: {cfg.n} samples vs the test split")
+    image = loaded.spec.kind == "image"
+    stats = E.SamplingStats(unit="image" if image else "sample")
 
-    def samples(batch_size):
-        return E.sample_batches(loaded.model, cfg.n, batch_size, generator, tuple(loaded.spec.shape), options,
-                                progress=cfg.progress, clamp=loaded.spec.kind == "image")
+    def samples(_):      # the model's own batches: cfg.batch_size, or automatic from memory
+        plan = sampling_plan(loaded, options, cfg.n, precision=cfg.precision, batch_size=cfg.batch_size or None,
+                             cap=E.DEFAULT_BATCH)
+        stats.precision = plan.precision
+        return E.sample_batches(loaded.model, cfg.n, plan.batch_size, generator, tuple(loaded.spec.shape), options,
+                                progress=cfg.progress, clamp=image, context=plan.context, stats=stats)
 
     with private_global_rng(seed=derive_seed(cfg.seed, "evaluate-global"), device=device):
-        return E.evaluate(train, test, cfg, samples=samples, n_samples=cfg.n, model=loaded.model, title=title)
+        report = E.evaluate(train, test, cfg, samples=samples, n_samples=cfg.n, model=loaded.model, title=title)
+    report.sampling = stats if stats.n else None
+    return report
 
 
-def evaluate_source(source, cfg, sample_options=(), ema: bool = True, checkpoint=None, zoo_root=None):
+def evaluate_source(source, cfg, given: Mapping[str, Any] | None = None, ema: bool = True, checkpoint=None,
+                    zoo_root=None):
     """`genmodels evaluate SOURCE`: load a run directory or zoo:NAME and return its EvalReport."""
     return evaluate_loaded(load_for_evaluation(source, cfg, ema=ema, checkpoint=checkpoint, zoo_root=zoo_root),
-                           cfg, sample_options)
+                           cfg, given)

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = [(r.name, r.config.model_name, r.config.data.name, r.summary) for r in recipes]
     widths = [max(len(row[i]) for row in rows + [("name", "model", "data", "")]) for i in range(3)]
-    print("  ".join(h.ljust(w) for h, w in zip(("name", "model", "data"), widths)) + "  what it is")
+    print("  ".join(h.ljust(w) for h, w in zip(("name", "model", "data"), widths, strict=True)) + "  what it is")
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
     print("\nStart from one with `genmodels train --recipe NAME --out RUN_DIR [flags]` (flags override it).")
     return 0

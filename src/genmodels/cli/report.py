@@ -13,7 +13,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="write RUN_DIR/report.html, a page that shows what a run did",
                               description="\n".join(lines), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `genmodels train`")
-    p.add_argument("--out", default=None, metavar="FILE.html", help="write the page here instead (default: RUN_DIR/report.html)")
+    p.add_argument("--out", default=None, metavar="FILE.html",
+                   help="write the page here instead (default: RUN_DIR/report.html)")
     p.add_argument("--views", default=True, action=argparse.BooleanOptionalAction,
                    help="draw the model's views from the latest checkpoint (default: true)")
     p.add_argument("--device", default="cpu", metavar="DEVICE", help="device for drawing the views (default: cpu)")

@@ -3,7 +3,9 @@
 PATH ending in .png writes a grid of images (a scatter plot for 2-D data); PATH ending in .npy
 writes float32 samples: images as (N, C, H, W) in [0, 1], points as (N, D) in data coordinates.
 The model's own sampling options (sampler, steps, ...) are listed by
-`genmodels sample RUN_DIR --help`. For an image DDPM run, `--inpaint IMAGE --mask MASK` fills the
+`genmodels sample RUN_DIR --help` (or given as --sample-option KEY=VALUE). Sampling runs in
+inference mode in the run's precision, in batches chosen from the free memory unless --batch-size
+says otherwise, and ends with a line giving the images/s. For an image DDPM run, `--inpaint IMAGE --mask MASK` fills the
 mask's 0 pixels (RePaint) and `--init IMAGE --strength S` edits the image (SDEdit); a run trained
 on `latents:VAE_RUN` writes its samples decoded through the VAE. RUN_DIR may be `zoo:NAME`, a model
 shipped with the package (`genmodels zoo` lists them; --zoo-root DIR reads another zoo folder).
@@ -12,20 +14,28 @@ shipped with the package (`genmodels zoo` lists them; --zoo-root DIR reads anoth
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
+import sys
+import time
 from pathlib import Path
+from typing import get_args
 
 import torch
 
-from genmodels.cli import add_config_flags, flag_values, help_requested, require_arg, sample_conditioning
-from genmodels.errors import ConfigError, GenmodelsError
+from genmodels.cli import require_arg, sample_conditioning, sample_flags
+from genmodels.errors import ConfigError
+from genmodels.metrics.evaluate import SamplingPrecision
 
 OUTPUT_SUFFIXES = (".png", ".npy")
+BATCH_CAP = 1000     # the most samples per automatic batch (genmodels.run.sample_batch) on an accelerator
+# on a CPU, larger batches than this only add page faults: 1,000 DPM-Solver++-20 samples of zoo:ddpm-mnist on one
+# thread took 42.8 CPU-s (user + system) at batch 1,000 in bf16 against 35.7 at 500 and 36.5 at 250, and 88.0
+# against 68.2 and 59.6 in fp32 (measured on a busy 2-core machine); 500 is also evaluate's cap
+CPU_BATCH_CAP = 500
 CONDITIONING = ("--inpaint", "--mask", "--jump-length", "--resample", "--init", "--strength")  # sample_conditioning
-OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--checkpoint", "--zoo-root",
-           "-h", "--help", *CONDITIONING)
-VALUE_OPTIONS = ("--n", "--out", "--seed", "--device", "--batch-size", "--checkpoint", "--zoo-root", *CONDITIONING)
+# the command's own flags: a sample option of the same name gets the flag --sample-NAME instead
+OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--precision", "--checkpoint",
+           "--zoo-root", "--sample-option", "-h", "--help", *CONDITIONING)
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
@@ -42,62 +52,19 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
                    help="use the EMA weights when the run kept them (default: true)")
     p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--batch-size", default=1000, type=int, metavar="B",
-                   help="generate in chunks of this many samples (0 = all at once; default: 1000)")
+    p.add_argument("--batch-size", default=None, type=int, metavar="B",
+                   help=f"generate in chunks of this many samples (0 = all at once; default: automatic, from the "
+                        f"free memory, at most {CPU_BATCH_CAP} on a CPU and {BATCH_CAP} elsewhere)")
+    p.add_argument("--precision", default="run", choices=get_args(SamplingPrecision),
+                   help="precision of the sampling: run (the run's trainer.precision, fp32 where this device does "
+                        "not run it natively), fp32, bf16 or fp16 (default: run)")
     p.add_argument("--checkpoint", default=None, metavar="FILE.pt",
                    help="a checkpoint other than RUN_DIR/checkpoints/latest.pt (default: the latest)")
     p.add_argument("--zoo-root", default=None, metavar="DIR",
                    help="read zoo:NAME from the entries in DIR instead of the package's zoo (default: the package's)")
     sample_conditioning.add_arguments(p)
-    mapping: dict[str, str] = {}
-    run_dir = run_dir_from_argv(argv) if argv else None
-    if run_dir is not None:
-        try:
-            options_cls = sample_options_class(run_dir, zoo_root_from_argv(argv))
-        except GenmodelsError:
-            if not help_requested(argv):
-                raise
-        else:
-            group = p.add_argument_group("sampling options of this run's model")
-            mapping = add_config_flags(group, options_cls, dest_prefix="sample__", taken=set(OPTIONS),
-                                       rename_prefix="sample")
-    else:
-        p.epilog = "Each model has its own sampling options: run `genmodels sample RUN_DIR --help` to list them."
-    p.set_defaults(func=run, sample_flags=mapping)
-
-
-def run_dir_from_argv(argv: list[str]) -> str | None:
-    """The RUN_DIR positional: the first token that is neither an option nor an option's value."""
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token.startswith("-"):
-            i += 2 if token in VALUE_OPTIONS else 1
-            continue
-        return token
-    return None
-
-
-def zoo_root_from_argv(argv: list[str]) -> str | None:
-    """The value of --zoo-root DIR (or --zoo-root=DIR) in argv, else None."""
-    for i, token in enumerate(argv):
-        if token == "--zoo-root" and i + 1 < len(argv):
-            return argv[i + 1]
-        if token.startswith("--zoo-root="):
-            return token.partition("=")[2]
-    return None
-
-
-def sample_options_class(run_dir: str, zoo_root: str | None = None) -> type:
-    """The SampleOptions dataclass of the family that trained `run_dir` (a run directory or zoo:NAME)."""
-    from genmodels.models.registry import get_model
-    from genmodels.sources import source_config
-
-    config, _ = source_config(run_dir, zoo_root=zoo_root)
-    try:
-        return get_model(config.model_name)[2]
-    except ImportError as e:
-        raise ConfigError(f"model {config.model_name!r} cannot be loaded: {e}") from None
+    sample_flags.add_sample_flags(p, argv, taken=OPTIONS)
+    p.set_defaults(func=run)
 
 
 def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "", nrow: int | None = None) -> Path:
@@ -138,57 +105,59 @@ def check_sample_memory(n: int, shape: tuple[int, ...]) -> None:
                           f"machine's {format_bytes(have)} of memory; draw fewer per call")
 
 
-def draw(model, n: int, generator: torch.Generator, batch_size: int, options: dict) -> torch.Tensor:
-    """n samples from model.sample in chunks of batch_size (0 = one chunk), same generator throughout."""
-    chunk = batch_size if batch_size > 0 else n
-    parts = []
-    with torch.no_grad():
-        for start in range(0, n, chunk):
-            parts.append(model.sample(min(chunk, n - start), generator=generator, **options).detach())
-    return torch.cat(parts)
-
-
 def run(args: argparse.Namespace) -> int:
     from genmodels.atomic import check_output_path
-    from genmodels.config import update_dataclass
-    from genmodels.config_checks import validate_options
     from genmodels.latent_run import decode_latents
-    from genmodels.sources import load_source, sample_defaults
+    from genmodels.metrics.evaluate import SamplingStats, sample_batches
+    from genmodels.models.base import option_values
     from genmodels.run import resolve_device
+    from genmodels.run.sample_options import run_sample_options
     from genmodels.run.seeds import derive_seed, private_global_rng
+    from genmodels.sources import load_source
+    from genmodels.training.inference import sampling_plan
 
     conditioned = sample_conditioning.requested(args)      # --inpaint / --init: n defaults to the images given
     n = args.n if conditioned else require_arg(args.n, "--n")
     out = require_arg(args.out, "--out")
     if n is not None and n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
-    if args.batch_size < 0:
+    if args.batch_size is not None and args.batch_size < 0:
         raise ConfigError(f"--batch-size must be >= 0 (0 = all at once), got {args.batch_size}")
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"--out {out}: unknown file type; valid: {', '.join(OUTPUT_SUFFIXES)}")
     check_output_path(out)  # a folder, or a path under a file, is refused before any sampling
-    options_cls = sample_options_class(args.run_dir, args.zoo_root)
-    options = options_cls()
-    update_dataclass(options, sample_defaults(args.run_dir, zoo_root=args.zoo_root), "the zoo entry's sample options")
-    update_dataclass(options, flag_values(args, args.sample_flags), "sample options")
-    validate_options(options, "sample")
+    given = sample_flags.given(args)                        # checked before any weights are read
     device = resolve_device(args.device)
     loaded = load_source(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint, zoo_root=args.zoo_root)
     loaded = decode_latents(loaded, device)  # a model of VAE latents (latents:VAE_RUN) samples decoded images
+    options = run_sample_options(loaded, given)              # the zoo entry's defaults under the flags
     if n is not None:
         check_sample_memory(n, loaded.spec.shape)
     generator = torch.Generator(device=device)
     generator.manual_seed(args.seed)
+    image = loaded.spec.kind == "image"
+    stats = SamplingStats(unit="image" if image else "sample")
     with private_global_rng(seed=derive_seed(args.seed, "sample-global"), device=device):
-        options_dict = dataclasses.asdict(options)
+        given_batch = args.batch_size if args.batch_size is None or args.batch_size > 0 else (n or 0)  # 0: one chunk
+        cap = CPU_BATCH_CAP if device.type == "cpu" else BATCH_CAP
+        plan = sampling_plan(loaded, options, n or cap, precision=args.precision, cap=cap,
+                             batch_size=given_batch)
+        stats.precision = plan.precision
         if conditioned:
-            x = sample_conditioning.draw_conditioned(loaded.model, args, n, generator, args.batch_size, options_dict,
-                                                     tuple(loaded.spec.shape))
+            began = time.perf_counter()
+            with plan.context():
+                x = sample_conditioning.draw_conditioned(loaded.model, args, n, generator, plan.batch_size, options,
+                                                         tuple(loaded.spec.shape))
+            x = x.float().clone()                          # an ordinary tensor again, outside inference mode
+            stats.n, stats.seconds, stats.batch_size = len(x), time.perf_counter() - began, plan.batch_size or len(x)
         else:
-            x = draw(loaded.model, n, generator, args.batch_size, options_dict)
+            x = torch.cat(list(sample_batches(loaded.model, n, plan.batch_size, generator, tuple(loaded.spec.shape),
+                                              options, progress=sys.stderr.isatty(), clamp=image,
+                                              context=plan.context, stats=stats)))
     n = len(x)
     title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
-    nrow = loaded.model.sample_nrow(**options_dict)  # a model whose samples form a fixed layout says so
+    nrow = loaded.model.sample_nrow(**option_values(options))  # a model whose samples form a fixed layout says so
     path = write_samples(x, out, loaded.spec.kind, title, nrow=nrow)
     print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}{', EMA' if loaded.ema else ''}) to {path}")
+    print(f"sampling: {stats.summary()}")
     return 0

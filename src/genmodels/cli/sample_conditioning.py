@@ -58,8 +58,9 @@ def _repeat(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def draw_conditioned(model, args: argparse.Namespace, n: int | None, generator: torch.Generator, batch_size: int,
-                     options: dict, shape: tuple[int, ...]) -> torch.Tensor:
-    """The inpainted or SDEdit images (n, C, H, W) in [-1, 1], in chunks of batch_size (0 = one)."""
+                     options, shape: tuple[int, ...]) -> torch.Tensor:
+    """The inpainted or SDEdit images (n, C, H, W) in [-1, 1], in chunks of batch_size (0 = one);
+    `options` is the model's sample-options instance."""
     from genmodels.data.image_inputs import read_images, read_mask
 
     task = "inpaint" if args.inpaint is not None else "img2img"
@@ -83,8 +84,8 @@ def draw_conditioned(model, args: argparse.Namespace, n: int | None, generator: 
         if task == "inpaint":
             m = mask if len(mask) == 1 else mask[start:start + chunk]
             parts.append(model.inpaint(x, m, generator=generator, jump_length=args.jump_length,
-                                       resample=args.resample, **options))
+                                       resample=args.resample, options=options))
         else:
             strength = 0.5 if args.strength is None else args.strength
-            parts.append(model.img2img(x, strength, generator=generator, **options))
+            parts.append(model.img2img(x, strength, generator=generator, options=options))
     return torch.cat(parts)

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 
 def _row(values) -> str:
-    return "  ".join(str(v)[:w].ljust(w) for v, (_, w) in zip(values, COLUMNS)).rstrip()
+    return "  ".join(str(v)[:w].ljust(w) for v, (_, w) in zip(values, COLUMNS, strict=True)).rstrip()
 
 
 def print_row(check, out=None) -> None:

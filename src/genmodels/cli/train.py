@@ -20,16 +20,26 @@ from __future__ import annotations
 import argparse
 
 from genmodels.atomic import check_output_path
-from genmodels.cli import add_config_flags, flag_values, help_requested
-from genmodels.config import DataConfig, RunConfig, load_toml
+from genmodels.cli import add_config_flags, config_flags, flag_values, help_requested
+from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 
-# Options of the command itself; a model field with one of these names gets --model-<name>.
-VALUE_OPTIONS = ("--data", "--out", "--steps", "--epochs", "--batch-size", "--seed", "--config", "--set", "--device",
-                 "--precision", "--threads", "--recipe", "--init", "--zoo-root")
-FLAG_OPTIONS = ("--resume", "--override-identity", "--progress", "--no-progress", "--compile", "--no-compile", "--channels-last",
-                "--no-channels-last", "-h", "--help")
+# Options of the command that are not config fields; a config field of the same name gets --model-<name>.
+OWN_VALUE_OPTIONS = ("--recipe", "--config", "--out", "--init", "--zoo-root", "--set")
+OWN_SWITCHES = ("--resume", "--override-identity", "-h", "--help")
+RUN_FLAGS = {"seed": "--seed"}          # top-level RunConfig fields with a flag
+DATA_FLAGS = {"name": "--data"}         # [data] fields with a flag (the others: --set data.FIELD=...)
+
+
+def value_options() -> tuple[str, ...]:
+    """The options of the command, the model's apart, that take a value (to find MODEL in argv)."""
+    return OWN_VALUE_OPTIONS + tuple(RUN_FLAGS.values()) + tuple(DATA_FLAGS.values()) + config_flags(TrainerConfig)[0]
+
+
+def command_options() -> set[str]:
+    """Every option string of the command, the model's apart (a model field named like one is renamed)."""
+    return set(value_options() + OWN_SWITCHES + config_flags(TrainerConfig)[1])
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
@@ -46,51 +56,33 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    help=f"model family: {families} (optional with --recipe)")
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="start from a shipped recipe (`genmodels recipes` lists them); flags override it "
-                        "(default: none)")
-    p.add_argument("--data", default=None, metavar="NAME_OR_PATH",
-                   help="built-in data set name or file/folder path (data.name; required unless set by --config "
-                        "or --resume)")
-    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory to create or resume (required)")
-    p.add_argument("--steps", default=None, metavar="N", help="optimisation steps (trainer.steps; default: 10000; "
-                   "given alone, it also overrides an epochs count from --recipe or --config)")
-    p.add_argument("--epochs", default=None, metavar="E",
-                   help="passes over the data instead of --steps (trainer.epochs; default: 0 = use --steps)")
-    p.add_argument("--batch-size", default=None, metavar="B", help="examples per minibatch (trainer.batch_size; "
-                                                                    "default: 64)")
-    p.add_argument("--seed", default=None, metavar="S", help="run seed for every random stream (default: 0)")
-    p.add_argument("--device", default=None, metavar="DEVICE",
-                   help="auto, cpu, cuda, cuda:N or mps (trainer.device; default: auto)")
-    p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"),
-                   help="autocast precision (trainer.precision; default: auto = bf16 where the CPU has "
-                        "AVX512-BF16/AMX or the GPU supports bf16, else fp32): bf16 on CPU or CUDA, fp16 on CUDA "
-                        "with grad scaling")
-    p.add_argument("--threads", default=None, metavar="N",
-                   help="CPU threads of this process (trainer.threads; default: 0 = one per core, shared out "
-                        "among torchrun's processes; pass 1 when another job is running)")
-    p.add_argument("--compile", default=None, action=argparse.BooleanOptionalAction,
-                   help="torch.compile each network (trainer.compile; default: false)")
-    p.add_argument("--channels-last", default=None, action=argparse.BooleanOptionalAction,
-                   help="channels-last memory format for conv nets (trainer.channels_last; default: false)")
-    p.add_argument("--progress", default=None, action=argparse.BooleanOptionalAction,
-                   help="show a tqdm progress bar (trainer.progress; default: true)")
+                        "(default: %(default)s)")
     p.add_argument("--config", default=None, metavar="FILE.toml",
-                   help="read the run config from a TOML file first (default: none)")
+                   help="read the run config from a TOML file first (default: %(default)s)")
+    data_flags = add_config_flags(p, DataConfig, dest_prefix="data__", taken=(), rename_prefix="",
+                                  fields=DATA_FLAGS, flags=DATA_FLAGS)
+    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory to create or resume (required)")
+    run_flags = add_config_flags(p, RunConfig, dest_prefix="run__", taken=(), rename_prefix="",
+                                 fields=RUN_FLAGS, flags=RUN_FLAGS)
     p.add_argument("--init", default=None, metavar="SOURCE",
                    help="fine-tune: start the networks from the weights of SOURCE, a run directory or zoo:NAME "
-                        "(same model config; optimisers fresh; recorded as `init` in config.toml; default: none)")
+                        "(same model config; optimisers fresh; recorded as `init` in config.toml; default: "
+                        "%(default)s, the family's own initialisation)")
     p.add_argument("--zoo-root", default=None, metavar="DIR",
-                   help="read --init zoo:NAME from the entries in DIR instead of the package's zoo (default: the "
-                        "package's)")
+                   help="read --init zoo:NAME from the entries in DIR instead of the package's zoo (default: "
+                        "%(default)s, the package's)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint, with its config.toml "
-                        "(default: off; without a checkpoint the run starts from step 0)")
+                        "(default: %(default)s; without a checkpoint the run starts from step 0)")
     p.add_argument("--override-identity", action="store_true",
                    help="with --resume: allow a seed, data, model or precision other than the run's, recording "
-                        "the change in metrics.jsonl (default: off; such a change is refused)")
+                        "the change in metrics.jsonl (default: %(default)s: such a change is refused)")
     p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set trainer.ema_decay=0.9999 or --set model.lr=2e-4; "
-                        "repeatable (default: none)")
-    mapping: dict[str, str] = {}
+                        "repeatable (default: %(default)s)")
+    group = p.add_argument_group("trainer options ([trainer] table of config.toml; also --set trainer.FIELD=...)")
+    trainer_flags = add_config_flags(group, TrainerConfig, dest_prefix="trainer__", taken=(), rename_prefix="")
+    model_flags: dict[str, str] = {}
     name = (recipe_model(argv) or model_from_argv(argv) or init_model(argv)) if argv else None
     if name in MODELS:
         try:
@@ -100,9 +92,10 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                 raise ConfigError(f"model {name!r} cannot be loaded: {e}") from None
         else:
             group = p.add_argument_group(f"{name} options ([model] table of config.toml; also --set model.FIELD=...)")
-            mapping = add_config_flags(group, config_cls, dest_prefix="model__",
-                                       taken=set(VALUE_OPTIONS + FLAG_OPTIONS), rename_prefix="model")
-    p.set_defaults(func=run, model_flags=mapping)
+            model_flags = add_config_flags(group, config_cls, dest_prefix="model__", taken=command_options(),
+                                           rename_prefix="model")
+    p.set_defaults(func=run, run_flags=run_flags, data_flags=data_flags, trainer_flags=trainer_flags,
+                   model_flags=model_flags)
 
 
 def model_from_argv(argv: list[str]) -> str | None:
@@ -113,7 +106,7 @@ def model_from_argv(argv: list[str]) -> str | None:
         if token == "--":
             return argv[i + 1] if i + 1 < len(argv) else None
         if token.startswith("-"):
-            i += 2 if token in VALUE_OPTIONS else 1
+            i += 2 if token in value_options() else 1
             continue
         return token
     return None
@@ -196,22 +189,16 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     args.model = args.model or base.model_name
     if base.model_name != args.model:
         raise ConfigError(f"the config is for model {base.model_name!r} but the command names {args.model!r}")
-    epochs = args.epochs
-    if args.steps is not None and epochs is None:
-        epochs = 0   # --steps on the command line wins over epochs set by a recipe or a config file
-    trainer = {"steps": args.steps, "epochs": epochs, "batch_size": args.batch_size, "device": args.device,
-               "progress": args.progress, "precision": args.precision, "threads": args.threads, "compile": args.compile,
-               "channels_last": args.channels_last}
+    trainer = flag_values(args, args.trainer_flags)
+    if "steps" in trainer:
+        trainer.setdefault("epochs", 0)   # --steps on the command line wins over a recipe's or config file's epochs
+    top = {**flag_values(args, args.run_flags), "out": args.out, "init": getattr(args, "init", None)}
     nested = {
-        "seed": args.seed,
-        "out": args.out,
-        "init": getattr(args, "init", None),
-        "data": {"name": args.data},
+        **{k: v for k, v in top.items() if v is not None},
+        "data": flag_values(args, args.data_flags),
         "trainer": trainer,
         "model": flag_values(args, args.model_flags),
     }
-    nested = {k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
-              for k, v in nested.items() if v is not None}
     config = base.merge(nested, "command line").with_overrides(args.set or [])
     config.validate()
     if not config.out:

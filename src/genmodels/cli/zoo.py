@@ -104,7 +104,7 @@ def _list(args: argparse.Namespace) -> int:
     head = ["name", "family", "data", "params", "metrics", "MB"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     for line in [head, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
     print(f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}; `genmodels zoo NAME` shows one, "
           f"`genmodels sample zoo:NAME --n 64 --out grid.png` samples it")
     return 0
@@ -164,8 +164,8 @@ def _show(name: str, args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace, rest: list[str]) -> int:
     from genmodels.cli import require_arg
-    from genmodels.zoo import read_metrics_file
-    from genmodels.zoo import export_run
+    from genmodels.run.sample_options import parse_pairs
+    from genmodels.zoo import export_run, read_metrics_file
 
     if len(rest) != 1:
         raise ConfigError("usage: genmodels zoo export RUN_DIR --name NAME [...] (one run directory)")
@@ -179,17 +179,12 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
         if not sep or not key.strip() or not text.strip():
             raise ConfigError(f"--command {item!r}: expected KEY=TEXT, e.g. \"evaluate=genmodels evaluate RUN_DIR\"")
         commands[key.strip()] = text.strip()
-    sample_options = {}
-    for item in args.sample_option or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--sample-option {item!r}: expected KEY=VALUE, e.g. sampler=dpm++")
-        sample_options[key.strip().replace("-", "_")] = value.strip()
+    sample_options = parse_pairs(args.sample_option or [])
     dest = args.dest if args.dest is not None else args.zoo_root
     folder = export_run(rest[0], name, dtype=args.dtype or "bf16", recipe=args.recipe, commands=commands,
                         metrics=metrics, note=args.note or "", dest=dest, overwrite=args.force,
                         sample_options=sample_options)
-    from genmodels.zoo import read_card, CARD, WEIGHTS
+    from genmodels.zoo import CARD, WEIGHTS, read_card
 
     card = read_card(folder / CARD)
     size = (folder / WEIGHTS).stat().st_size
@@ -197,5 +192,6 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
           f"{card['params']} parameters in {card['dtype']}, {size / 1e6:.2f} MB, sha256 {card['sha256'][:16]}...; "
           f"{folder}")
     if dest is not None:
-        print(f"read it with --zoo-root {dest}, e.g. genmodels sample zoo:{name} --zoo-root {dest} --n 64 --out grid.png")
+        print(f"read it with --zoo-root {dest}, e.g. "
+              f"genmodels sample zoo:{name} --zoo-root {dest} --n 64 --out grid.png")
     return 0

@@ -6,7 +6,7 @@
 
 from genmodels.data.builtins import BUILTINS, Builtin
 from genmodels.data.convert import dynamic_binarize
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.data.load import SPLITS, load, load_config
 
 __all__ = ["BUILTINS", "Builtin", "DataSpec", "Dataset", "SPLITS", "dynamic_binarize", "load", "load_config"]

@@ -17,10 +17,10 @@ import dataclasses
 import gzip
 import io
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

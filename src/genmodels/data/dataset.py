@@ -27,7 +27,7 @@ class LatentSource:
         return {"vae_run": self.vae_run, "vae_step": self.vae_step, "scale": self.scale}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LatentSource":
+    def from_dict(cls, d: dict) -> LatentSource:
         return cls(vae_run=str(d["vae_run"]), vae_step=int(d["vae_step"]), scale=float(d["scale"]))
 
 
@@ -61,7 +61,7 @@ class DataSpec:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataSpec":
+    def from_dict(cls, d: dict) -> DataSpec:
         latent = LatentSource.from_dict(d["latent"]) if "latent" in d else None
         return cls(kind=d["kind"], shape=tuple(int(s) for s in d["shape"]), num_classes=int(d.get("num_classes", 0)),
                    latent=latent)
@@ -117,7 +117,7 @@ class Dataset(torch.utils.data.Dataset):
         return DataSpec(kind=self.kind, shape=tuple(self.x.shape[1:]), num_classes=self.num_classes,
                         latent=self.latent)
 
-    def subset(self, index) -> "Dataset":
+    def subset(self, index) -> Dataset:
         """The examples at `index` (a slice, an int64 tensor of indices or a bool mask), same metadata."""
         return dataclasses.replace(self, x=self.x[index], y=None if self.y is None else self.y[index],
                                    meta=dict(self.meta))

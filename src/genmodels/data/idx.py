@@ -86,7 +86,7 @@ def read_idx_folder(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, H, W) and labels (N,) of one split of an MNIST-layout folder."""
     stems = IDX_SPLITS[split]
     paths = [find_idx_file(folder, stem) for stem in stems]
-    missing = [stem for stem, p in zip(stems, paths) if p is None]
+    missing = [stem for stem, p in zip(stems, paths, strict=True) if p is None]
     if missing:
         raise DataError(f"{folder}: missing IDX file(s) {', '.join(s + '[.gz]' for s in missing)} "
                         f"for the {split} split")

@@ -25,11 +25,11 @@ def image_files(folder: Path) -> list[Path]:
 def folder_labels(folder: Path, files: list[Path]) -> tuple[np.ndarray | None, list[str]]:
     """(labels, class names) from first-level sub-folder names, or (None, []) when all files are top-level."""
     parts = [f.relative_to(folder).parts for f in files]
-    top = [f for f, p in zip(files, parts) if len(p) == 1]
+    top = [f for f, p in zip(files, parts, strict=True) if len(p) == 1]
     if len(top) == len(files):
         return None, []
     if top:
-        nested = next(f for f, p in zip(files, parts) if len(p) > 1)
+        nested = next(f for f, p in zip(files, parts, strict=True) if len(p) > 1)
         raise DataError(f"{folder}: images both at the top level ({top[0].name}) and in class sub-folders "
                         f"({nested.relative_to(folder)}); put every image in a class folder, or none")
     classes = sorted({p[0] for p in parts})
@@ -87,7 +87,7 @@ def read_image_folder(folder: Path, files: list[Path], image_size: int = 0, chan
             headers.append((img.size, img.mode))
     if image_size == 0:
         size0 = headers[0][0]
-        for f, (size, _) in zip(files, headers):
+        for f, (size, _) in zip(files, headers, strict=True):
             if size != size0:
                 raise DataError(f"{folder}: images of different sizes, {files[0].relative_to(folder)} is "
                                 f"{size0[0]}x{size0[1]} but {f.relative_to(folder)} is {size[0]}x{size[1]}; "

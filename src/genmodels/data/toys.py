@@ -15,8 +15,8 @@ returned so that mode coverage can be measured (SPEC section 5); the component i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -14,13 +14,20 @@ through draws from the forward process q.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from genmodels.diffusion.gaussian import Variance, p_mean_var, predict_x0_from_eps, q_sample, q_step_mean_var, \
-    split_model_output
+from genmodels.diffusion.gaussian import (
+    Variance,
+    p_mean_var,
+    predict_x0_from_eps,
+    q_sample,
+    q_step_mean_var,
+    split_model_output,
+)
 from genmodels.diffusion.samplers import Denoiser, Spacing, _full, respaced_schedule, timestep_sequence
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, DataError
@@ -93,7 +100,7 @@ def repaint(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, x_known:
     K = len(taus) - 1
     x = x_T
     path = repaint_schedule(K, jump_length, resample)
-    for i, nxt in zip(path[:-1], path[1:]):
+    for i, nxt in itertools.pairwise(path):
         if nxt == i + 1:                                            # resampling: forward kernel q(x_{i+1} | x_i)
             mean, var = q_step_mean_var(sub, x, _full(x, nxt))
             x = mean + var.sqrt() * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -116,7 +123,8 @@ def repaint(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, x_known:
 def sdedit_t0(sched: NoiseSchedule, strength: float) -> int:
     """SDEdit's starting step t0 = round(S T) (Meng et al. 2022, their t0 in [0, 1] times T), S in [0, 1]."""
     if not 0.0 <= strength <= 1.0 or math.isnan(strength):
-        raise ConfigError(f"SDEdit strength must lie in [0, 1] (0 = return the image, 1 = start from T), got {strength}")
+        raise ConfigError(f"SDEdit strength must lie in [0, 1] (0 = return the image, 1 = start from T), "
+                          f"got {strength}")
     return int(math.floor(strength * sched.T + 0.5))
 
 

@@ -9,6 +9,7 @@ Shapes: x0, xt, eps are (B, ...) (images (B, C, H, W) or points (B, D)); t is (B
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -16,8 +17,9 @@ import torch
 from genmodels.diffusion.schedule import NoiseSchedule, gather
 from genmodels.errors import ConfigError, choice_error
 
-Variance = Literal["beta", "beta_tilde", "learned"]
-VARIANCES = ("beta", "beta_tilde", "learned")
+FixedVariance = Literal["beta", "beta_tilde"]      # sigma_t^2 = beta_t or the posterior's beta~_t (seed Remark 7)
+Variance = Literal[FixedVariance, "learned"]       # or interpolated by the network (Nichol & Dhariwal eq. 15)
+VARIANCES = typing.get_args(Variance)
 
 
 def q_mean_var(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor):

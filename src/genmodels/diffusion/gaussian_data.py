@@ -66,9 +66,9 @@ def optimal_eps_at(sched: NoiseSchedule, m: float, s: float):
 
 def ode_exact_log_likelihood(sched: NoiseSchedule, m: float, s: float, x0: torch.Tensor) -> torch.Tensor:
     """log p_0(x_0) of the probability-flow ODE's model with the exact eps for N(m, s^2) data and the
-    prior x_T ~ N(0, 1): the flow y(sigma_T) = m + (x_0 - m) sqrt((s^2 + sigma_T^2) / s^2), x_T = y / sqrt(1 + sigma_T^2),
-    log p = log N(x_T; 0, 1) + log(dx_T / dx_0). Elementwise, float64 nats (exactly log N(x_0; m, s^2)
-    only if q(x_T) were N(0, 1); the prior mismatch is of order abar_T)."""
+    prior x_T ~ N(0, 1): the flow y(sigma_T) = m + (x_0 - m) sqrt((s^2 + sigma_T^2) / s^2),
+    x_T = y / sqrt(1 + sigma_T^2), log p = log N(x_T; 0, 1) + log(dx_T / dx_0). Elementwise, float64
+    nats (exactly log N(x_0; m, s^2) only if q(x_T) were N(0, 1); the prior mismatch is of order abar_T)."""
     sigma2 = float(sigma_table(sched)[-1]) ** 2
     gain = math.sqrt((s**2 + sigma2) / s**2) / math.sqrt(1.0 + sigma2)             # dx_T / dx_0
     x_T = (m + (x0.double() - m) * math.sqrt((s**2 + sigma2) / s**2)) / math.sqrt(1.0 + sigma2)
@@ -82,7 +82,8 @@ def reverse_coefficients(sched: NoiseSchedule, m: float, s: float, variance: Var
     learned Sigma_t of v, variance="learned")."""
     ab, beta, alpha = sched.alpha_bar, sched.beta, sched.alpha
     V = ab * s**2 + 1.0 - ab
-    A = (1.0 - beta / V) / alpha.sqrt()              # (x_t - beta_t / sqrt(1 - abar_t) * gain (x_t - sqrt(abar_t) m)) / sqrt(alpha_t)
+    # (x_t - beta_t / sqrt(1 - abar_t) * gain (x_t - sqrt(abar_t) m)) / sqrt(alpha_t)
+    A = (1.0 - beta / V) / alpha.sqrt()
     c = beta * ab.sqrt() * m / (V * alpha.sqrt())
     ts = torch.arange(1, sched.T + 1)
     v_t = None if v is None else torch.as_tensor(v, dtype=torch.float64).expand(sched.T)

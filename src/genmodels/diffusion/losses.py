@@ -11,6 +11,7 @@ means over the data dimensions.
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -23,7 +24,6 @@ from genmodels.diffusion.gaussian import (
     normal_kl,
     p_mean_var,
     predict_eps_from_x0,
-    predict_x0_from_eps,
     q_posterior_mean_var,
     q_sample,
     v_target,
@@ -32,11 +32,11 @@ from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, choice_error
 
 Prediction = Literal["eps", "x0", "v"]
-PREDICTIONS = ("eps", "x0", "v")
+PREDICTIONS = typing.get_args(Prediction)
 LossType = Literal["simple", "vlb", "hybrid", "simple+vlb"]
-LOSSES = ("simple", "vlb", "hybrid", "simple+vlb")
+LOSSES = typing.get_args(LossType)
 Decoder = Literal["discretized", "gaussian"]
-DECODERS = ("discretized", "gaussian")
+DECODERS = typing.get_args(Decoder)
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +118,8 @@ def simple_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def vlb_term(sched: NoiseSchedule, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps_theta: torch.Tensor,
-             variance: Variance = "beta", decoder: Decoder = "discretized", v: torch.Tensor | None = None) -> torch.Tensor:
+             variance: Variance = "beta", decoder: Decoder = "discretized",
+             v: torch.Tensor | None = None) -> torch.Tensor:
     """One term of Theorem 8 (seed eq. 4.10) per example, in nats per dimension, (B,):
     for t >= 2, L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) (closed-form Gaussian KL);
     for t = 1, L_0 = -log p_theta(x_0 | x_1) with the discretised Gaussian decoder of Ho et al.

@@ -39,7 +39,9 @@ the steps are shared and the error control covers every example.
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal, NamedTuple
+import typing
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -49,9 +51,9 @@ from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, GenmodelsError, choice_error
 
 Trace = Literal["auto", "exact", "hutchinson"]
-TRACES = ("auto", "exact", "hutchinson")
+TRACES = typing.get_args(Trace)
 Probe = Literal["rademacher", "gaussian"]
-PROBES = ("rademacher", "gaussian")
+PROBES = typing.get_args(Probe)
 EXACT_MAX_DIM = 16      # trace="auto" computes the divergence exactly up to this many dimensions
 
 

@@ -14,12 +14,19 @@ clip_x0: clip the predicted x_0 to [-1, 1] at every step. callback(i, t, x_t, x0
 before each update (i counts down). spacing: how the visited steps
 `timestep_sequence(sched, steps, spacing)` = T = tau_K > ... > tau_1 = 1 are chosen ("uniform",
 "logsnr" or "karras"). Every sampler returns x_0 (B, ...).
+
+`SAMPLERS` is the registry, name -> `SamplerSpec` (the function, its default steps and spacing,
+its extra options): the one place a sampler's name and defaults are written; the DDPM's sample
+options and their help are read from it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 
@@ -38,7 +45,7 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 Spacing = Literal["uniform", "logsnr", "karras"]
-SPACINGS = ("uniform", "logsnr", "karras")
+SPACINGS: tuple[str, ...] = get_args(Spacing)
 
 
 def timestep_sequence(sched: NoiseSchedule, steps: int | None, spacing: Spacing = "uniform") -> list[int]:
@@ -82,7 +89,7 @@ def respaced_schedule(sched: NoiseSchedule, taus: list[int]) -> NoiseSchedule:
     """The schedule of the sub-chain tau_K > ... > tau_1 > 0 with the same abar at the visited
     steps (Nichol & Dhariwal 2021, sec. 4): beta_i = 1 - abar_{tau_i} / abar_{tau_{i-1}}."""
     up = taus[::-1]  # 0, tau_1, ..., tau_K
-    betas = [1.0 - _abar(sched, t) / _abar(sched, s) for s, t in zip(up[:-1], up[1:])]
+    betas = [1.0 - _abar(sched, t) / _abar(sched, s) for s, t in pairwise(up)]
     return NoiseSchedule.from_betas(torch.tensor(betas, dtype=torch.float64))
 
 
@@ -175,7 +182,8 @@ def dpm_solver_pp_2m(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule,
     taus = timestep_sequence(sched, steps, spacing)
     x = x_T
     K = len(taus) - 1
-    x0_prev, h_prev = None, None
+    x0_prev: torch.Tensor | None = None
+    h_prev = 0.0                                       # read only once x0_prev is set
     for i in range(K, 0, -1):
         t, s = taus[K - i], taus[K - i + 1]
         _, x0_hat = _denoised(denoise, sched, x, t, clip_x0)
@@ -272,12 +280,68 @@ def euler_ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, 
     return y
 
 
-SAMPLERS: dict[str, Callable] = {"ancestral": ancestral, "ddim": ddim, "dpm++": dpm_solver_pp_2m,
-                                 "heun": heun, "euler-ancestral": euler_ancestral}
+SpacingSetting = Literal["auto", Spacing]     # auto: the sampler's own spacing (SamplerSpec.spacing)
 
 
-def get_sampler(name: str) -> Callable:
-    """The sampler function named "ancestral", "ddim", "dpm++", "heun" or "euler-ancestral"."""
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One sampler of the registry: its function and what `genmodels sample` uses by default.
+
+    steps: the visited noise levels when none are asked for (None = all T); it is the function's
+    own default except for ddim, whose function visits all T (so that eta = 1 is ancestral
+    sampling) while genmodels takes Song et al.'s cheaper 50. spacing: the function's default
+    spacing. extra: the keyword options it takes beyond the common signature (module docstring),
+    filled by the caller (DDPM: eta from the sample options, variance from the model)."""
+
+    fn: Callable
+    steps: int | None
+    spacing: Spacing
+    extra: tuple[str, ...]
+    summary: str
+
+    def resolve(self, steps: int, spacing: SpacingSetting) -> tuple[int | None, Spacing]:
+        """(steps, spacing) for one call: steps 0 and spacing "auto" mean this sampler's defaults."""
+        return (steps or self.steps), (self.spacing if spacing == "auto" else spacing)
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "ancestral": SamplerSpec(ancestral, None, "uniform", ("variance",), "Algorithm 4.2"),
+    "ddim": SamplerSpec(ddim, 50, "uniform", ("eta",), "Song et al."),
+    "dpm++": SamplerSpec(dpm_solver_pp_2m, 20, "logsnr", (), "DPM-Solver++(2M)"),
+    "heun": SamplerSpec(heun, 18, "karras", (), "Karras et al. Algorithm 1"),
+    "euler-ancestral": SamplerSpec(euler_ancestral, 50, "karras", (), "Karras et al.'s variables"),
+}
+if TYPE_CHECKING:
+    SamplerName = str
+else:
+    SamplerName = Literal[tuple(SAMPLERS)]   # the registry's names, for option fields (one definition)
+
+
+def get_spec(name: str) -> SamplerSpec:
+    """The registry's entry for sampler `name`; ConfigError listing the names otherwise."""
     if name not in SAMPLERS:
         raise choice_error("sampler", name, SAMPLERS)
     return SAMPLERS[name]
+
+
+def get_sampler(name: str) -> Callable:
+    """The sampler function of `name`, one of SAMPLERS."""
+    return get_spec(name).fn
+
+
+def describe_samplers() -> str:
+    """'ancestral (Algorithm 4.2), ddim (Song et al.), ...': the names with what each one is."""
+    return ", ".join(f"{name} ({spec.summary})" for name, spec in SAMPLERS.items())
+
+
+def describe_default_steps() -> str:
+    """'T for ancestral, 50 for ddim, ...': each sampler's default number of visited levels."""
+    return ", ".join(f"{'T' if spec.steps is None else spec.steps} for {name}" for name, spec in SAMPLERS.items())
+
+
+def describe_default_spacings() -> str:
+    """'uniform for ancestral/ddim, logsnr for dpm++, ...': the samplers grouped by default spacing."""
+    groups: dict[str, list[str]] = {}
+    for name, spec in SAMPLERS.items():
+        groups.setdefault(spec.spacing, []).append(name)
+    return ", ".join(f"{spacing} for {'/'.join(names)}" for spacing, names in groups.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -48,10 +49,11 @@ def scaled_linear_betas(T: int) -> torch.Tensor:
     return linear_betas(T, min(scale * 1e-4, 0.5), min(scale * 0.02, 0.999))
 
 
+Schedule = Literal["linear", "cosine"]             # the names of SCHEDULES
 SCHEDULES = {"linear": scaled_linear_betas, "cosine": lambda T: cosine_betas(T)}
 
 
-def make_betas(name: str, T: int) -> torch.Tensor:
+def make_betas(name: Schedule, T: int) -> torch.Tensor:
     """The named schedule with T steps: "linear" (`scaled_linear_betas`) or "cosine"."""
     if name not in SCHEDULES:
         from genmodels.errors import choice_error
@@ -93,7 +95,7 @@ class NoiseSchedule:
         return int(self.beta.shape[0])
 
     @classmethod
-    def from_betas(cls, betas: torch.Tensor) -> "NoiseSchedule":
+    def from_betas(cls, betas: torch.Tensor) -> NoiseSchedule:
         """Precompute every constant in float64 from beta_1..beta_T (shape (T,))."""
         beta = torch.as_tensor(betas, dtype=torch.float64).flatten().cpu()
         if beta.numel() < 1:
@@ -121,7 +123,7 @@ class NoiseSchedule:
         )
 
     @classmethod
-    def named(cls, name: str, T: int) -> "NoiseSchedule":
+    def named(cls, name: Schedule, T: int) -> NoiseSchedule:
         """`from_betas(make_betas(name, T))`."""
         return cls.from_betas(make_betas(name, T))
 

@@ -16,13 +16,14 @@ Steps t are 1-based, as everywhere in `genmodels.diffusion`.
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
 import torch
 from torch import nn
 
 TimestepSampler = Literal["uniform", "importance"]
-T_SAMPLERS = ("uniform", "importance")
+T_SAMPLERS = typing.get_args(TimestepSampler)
 HISTORY = 10             # values of L_t kept per step (Nichol & Dhariwal sec. 3.3)
 UNIFORM_SHARE = 1e-3     # share of the uniform distribution mixed into p (keeps p_t > 0)
 
@@ -66,7 +67,7 @@ def push_history(history: torch.Tensor, counts: torch.Tensor, t: torch.Tensor, v
     of a full row (in place). history (T, H), counts (T,), t (N,) 1-based, values (N,)."""
     hist, cnt = history.cpu().numpy(), counts.cpu().numpy()             # views when on the CPU
     H = hist.shape[1]
-    for step, value in zip(t.cpu().tolist(), values.detach().double().cpu().tolist()):
+    for step, value in zip(t.cpu().tolist(), values.detach().double().cpu().tolist(), strict=True):
         row = step - 1
         if cnt[row] == H:
             hist[row, :-1] = hist[row, 1:].copy()
@@ -82,6 +83,9 @@ def push_history(history: torch.Tensor, counts: torch.Tensor, t: torch.Tensor, v
 class ImportanceTimestepSampler(nn.Module):
     """The state of Nichol & Dhariwal's importance sampler: buffers `history` (T, 10) float64 (the
     last values of each L_t, nats per dimension) and `counts` (T,) int64. No parameters."""
+
+    history: torch.Tensor                   # the buffers registered in __init__
+    counts: torch.Tensor
 
     def __init__(self, T: int, history: int = HISTORY):
         super().__init__()

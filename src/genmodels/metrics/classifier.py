@@ -33,6 +33,7 @@ class DigitClassifier(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         self.num_classes = num_classes
+        self.in_channels = in_channels
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),           # 14 -> 7
@@ -42,9 +43,9 @@ class DigitClassifier(nn.Module):
         self.head = nn.Linear(FEATURE_DIM, num_classes)
 
     def _check(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or tuple(x.shape[1:]) != (self.conv[0].in_channels, 28, 28):
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.in_channels, 28, 28):
             raise DataError(
-                f"the digit classifier expects images of shape (N, {self.conv[0].in_channels}, 28, 28), "
+                f"the digit classifier expects images of shape (N, {self.in_channels}, 28, 28), "
                 f"got {tuple(x.shape)}"
             )
 
@@ -67,7 +68,8 @@ def init_weights(model: nn.Module, generator: torch.Generator) -> None:
             nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
             fan_in = m.weight[0].numel()
             bound = 1.0 / math.sqrt(fan_in)
-            nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            if m.bias is not None:
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def save_classifier(model: DigitClassifier, card: ClassifierCard, weights: Path)
     return card_path
 
 
-def load_classifier(dataset: str = "mnist", weights: Path | None = None) -> tuple[DigitClassifier, ClassifierCard]:
+def load_classifier(dataset: str = "mnist",
+                    weights: str | Path | None = None) -> tuple[DigitClassifier, ClassifierCard]:
     """The shipped classifier for `dataset` ("mnist" or "fashion-mnist"), or one from `weights`.
 
     Returns the model in eval mode (CPU, float32) and its card. Raises CheckpointError when the
@@ -129,7 +132,8 @@ def load_classifier(dataset: str = "mnist", weights: Path | None = None) -> tupl
     card_path = path.with_suffix(".json")
     if card_path.is_file():
         d = json.loads(card_path.read_text())
-        card = ClassifierCard(d["dataset"], float(d["test_accuracy"]), int(d["num_classes"]), d["command"], d.get("extra", {}))
+        card = ClassifierCard(d["dataset"], float(d["test_accuracy"]), int(d["num_classes"]), d["command"],
+                              d.get("extra", {}))
     else:
         card = ClassifierCard(dataset, float("nan"), num_classes, "", {})
     return model.eval(), card

@@ -42,7 +42,7 @@ def code_accuracy(pred_codes, labels) -> dict:
     return {
         "accuracy": float(counts[rows, cols].sum() / n),
         "n": n,
-        "mapping": {codes[r].item(): classes[c].item() for r, c in zip(rows, cols)},
+        "mapping": {codes[r].item(): classes[c].item() for r, c in zip(rows, cols, strict=True)},
         "counts": counts,
         "purity": float(counts.max(axis=1).sum() / n),
     }

@@ -15,9 +15,10 @@ Any `torch.nn.Module` mapping (B, ...) -> (B, D') can be wrapped with `ModuleExt
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -81,12 +82,12 @@ class ClassifierExtractor(ModuleExtractor):
         from genmodels.metrics.classifier import load_classifier
 
         model, self.card = load_classifier(dataset, weights)
-        model = model.to(device)
-        super().__init__(model, name=dataset, logits=model)
+        self.classifier = model.to(device)              # self.module too, typed as the classifier
+        super().__init__(self.classifier, name=dataset, logits=self.classifier)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module.features(x.to(self.device))
+        return self.classifier.features(x.to(self.device))
 
 
 class RawExtractor:
@@ -155,7 +156,8 @@ EXTRACTORS: dict[str, str] = {
 DEFAULT_EXTRACTOR: dict[str, str] = {"mnist": "mnist", "mnist5k": "mnist", "fashion-mnist": "fashion-mnist"}
 
 
-def get_extractor(name: str, *, weights: str | Path | None = None, device: str | torch.device = "cpu") -> FeatureExtractor:
+def get_extractor(name: str, *, weights: str | Path | None = None,
+                  device: str | torch.device = "cpu") -> FeatureExtractor:
     """A built-in extractor by name (see EXTRACTORS); `weights` overrides the classifier's shipped
     file or names InceptionV3's local file."""
     if name in ("mnist", "fashion-mnist"):
@@ -205,7 +207,8 @@ def extract(extractor: FeatureExtractor, batches: Iterable[torch.Tensor], total:
         for x in batches:
             f = extractor.features(x)
             if f.dim() != 2 or len(f) != len(x):
-                raise DataError(f"feature extractor {extractor.name!r} returned shape {tuple(f.shape)} for a batch of {len(x)}")
+                raise DataError(f"feature extractor {extractor.name!r} returned shape {tuple(f.shape)} "
+                                f"for a batch of {len(x)}")
             feats.append(f.detach().float().cpu().numpy())
             if want_probabilities:
                 p = extractor.probabilities(x)

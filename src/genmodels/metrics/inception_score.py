@@ -22,7 +22,8 @@ def inception_score(probs, splits: int = 10, eps: float = 1e-12) -> tuple[float,
     if p.ndim != 2:
         raise DataError(f"inception_score: expected probabilities of shape (N, K), got {p.shape}")
     if (p < -1e-6).any() or not np.allclose(p.sum(1), 1.0, atol=1e-3):
-        raise DataError("inception_score: rows must be probabilities (non-negative, summing to 1); pass softmax outputs")
+        raise DataError("inception_score: rows must be probabilities (non-negative, summing to 1); "
+                        "pass softmax outputs")
     if not 1 <= splits <= len(p):
         raise ConfigError(f"inception_score: splits must be in [1, N={len(p)}], got {splits}")
     scores = []

@@ -14,7 +14,7 @@ dimensions: report it to compare with the paper, not as a main score.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from genmodels.config_fields import check_choices, param, require
+from genmodels.errors import DataError
 from genmodels.metrics.classifier import ClassifierCard, DigitClassifier, init_weights, save_classifier
 
 DATASETS = ("mnist", "fashion-mnist", "mnist5k")
@@ -86,7 +87,8 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m genmodels.metrics.train_classifier", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m genmodels.metrics.train_classifier",
+                                     description=__doc__.splitlines()[0])
     for f in fields(ClassifierTrainConfig):
         parser.add_argument(
             "--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(cfg.threads)
     train_set, test_set = load(cfg.data, split="train"), load(cfg.data, split="test")
+    if train_set.y is None or test_set.y is None:
+        raise DataError(f"{cfg.data}: the classifier trains on labelled data, and this data set has no labels")
     num_classes = max(train_set.num_classes, 10)
     generator = torch.Generator().manual_seed(cfg.seed)
     model = train(train_set.x, train_set.y, cfg, generator, num_classes)

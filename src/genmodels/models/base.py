@@ -1,6 +1,7 @@
 """The contract between a model family and the rest of genmodels.
 
     trainer ──train_step(batch, ctx)──> model <──sample(n, generator=...)── sample / evaluate / report
+                                           │  sample_with(n, options): the same with an options instance
                  ctx: StepContext          │  modules(), optimizers(), ema_modules(): its state
                                            │  sample_options, metric_names, evaluate(), views(), ...
 
@@ -19,21 +20,23 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import itertools
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
 
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import CheckpointError, ConfigError, choice_error
 
 # Optional tasks a family may declare in `capabilities`, and the method each one promises.
 TASKS = {
-    "inpaint": "inpaint(x_known, mask, *, generator, **options): fill the pixels where mask = 0 (RePaint)",
-    "img2img": "img2img(x, strength, *, generator, **options): edit images x (SDEdit)",
+    "inpaint": "inpaint(x_known, mask, *, generator, options): fill the pixels where mask = 0 (RePaint)",
+    "img2img": "img2img(x, strength, *, generator, options): edit images x (SDEdit)",
 }
 VIEW_FRAMES = 10   # frames per row of a view that is a batch of frames (DDPM's denoising strip)
 
@@ -54,7 +57,8 @@ class StepContext(Protocol):
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
                  modules: list[nn.Module] | None = None) -> None:
         """zero_grad, backward (scaled under fp16), clip the gradients of `modules`' parameters
-        (or the optimizer's parameters) to the configured norm, and step."""
+        (or the optimizer's parameters) to the configured norm, and step; a step whose loss or
+        gradients are not finite is not applied (and the trainer stops, naming it)."""
         ...
 
     def global_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,6 +77,11 @@ class StepContext(Protocol):
 @dataclass
 class NoSampleOptions:
     """The sample options of a family that has none."""
+
+
+def option_values(options: Any) -> dict[str, Any]:
+    """{field: value} of an options dataclass instance (values as they are, not copied)."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
 
 
 @contextlib.contextmanager
@@ -110,16 +119,24 @@ class GenerativeModel(abc.ABC):
     # -- what every family implements ---------------------------------------------------------
 
     @abc.abstractmethod
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                   ctx: StepContext) -> dict[str, float | torch.Tensor]:
         """One training iteration on `batch` = (x, y) (y int64 labels or -1), taking its optimiser
         steps through `ctx.optimize` and drawing its noise from `ctx.generator`; returns the
-        scalars to log (losses, diagnostics)."""
+        scalars to log (losses, diagnostics): 0-dim tensors, which the trainer reads back only when
+        it logs them (a float costs a device synchronisation every step on a GPU), or floats."""
 
     @abc.abstractmethod
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
         """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D). All randomness
         comes from `generator` (the same generator state gives the same samples); `options` are
         the fields of `sample_options`."""
+
+    def sample_with(self, n: int, options: Any, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`sample(n)` with `options` an instance of `sample_options`, as `genmodels sample` and
+        `evaluate` build it from their flags. Default: its fields as the keywords of `sample`; a
+        family whose `sample` reads the instance itself (DDPM) passes it whole."""
+        return self.sample(n, generator=generator, **option_values(options))
 
     @abc.abstractmethod
     def modules(self) -> dict[str, nn.Module]:

@@ -13,62 +13,82 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from torch import nn
 
+from genmodels.config_checks import validate_options
 from genmodels.config_fields import check_choices, param, require
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.diffusion.bound import bits_per_dim, bound_terms
 from genmodels.diffusion.conditioning import check_known, repaint, sdedit
+from genmodels.diffusion.gaussian import FixedVariance
 from genmodels.diffusion.loglik import log_likelihood_is
-from genmodels.diffusion.losses import diffusion_loss, output_to_eps, output_to_eps_at, sample_training_inputs
+from genmodels.diffusion.losses import (
+    LossType,
+    Prediction,
+    diffusion_loss,
+    output_to_eps,
+    output_to_eps_at,
+    sample_training_inputs,
+)
 from genmodels.diffusion.noise_levels import sigma_at
 from genmodels.diffusion.ode_likelihood import dequantise, ode_log_likelihood
-from genmodels.diffusion.samplers import get_sampler
-from genmodels.diffusion.schedule import NoiseSchedule
-from genmodels.diffusion.t_sampler import ImportanceTimestepSampler
+from genmodels.diffusion.samplers import (
+    SPACINGS,
+    SamplerName,
+    SpacingSetting,
+    describe_default_spacings,
+    describe_default_steps,
+    describe_samplers,
+    get_spec,
+)
+from genmodels.diffusion.schedule import NoiseSchedule, Schedule
+from genmodels.diffusion.t_sampler import ImportanceTimestepSampler, TimestepSampler
 from genmodels.errors import ConfigError, DataError, choice_error
 from genmodels.models.base import VIEW_FRAMES, GenerativeModel
+from genmodels.models.optim import adam
 from genmodels.nets.denoiser_mlp import DenoiserMLP
 from genmodels.nets.unet import UNet
 
-
 MAX_T = 1_000_000  # diffusion steps; each schedule tensor holds T values (Ho et al.: 1000)
+PredictionSetting = Literal["auto", Prediction]    # auto: v for images, eps for points (DDPMConfig.for_data)
+Denoiser = Literal["auto", "unet", "mlp"]          # auto: U-Net for images, MLP for points
 
 
 @dataclass
 class DDPMConfig:
     """The diffusion process, the objective and the denoising network."""
 
-    schedule: str = param("linear", "noise schedule: linear (1e-4..0.02, Ho et al.) or cosine (Nichol & Dhariwal)",
-                          choices=("linear", "cosine"))
+    schedule: Schedule = param("linear", "noise schedule: linear (1e-4..0.02, Ho et al.) or cosine (Nichol & "
+                               "Dhariwal)")
     T: int = param(1000, "number of diffusion steps T")
-    variance: str = param("beta", "reverse-process variance sigma_t^2 (seed Remark 7): beta = beta_t, "
-                          "beta_tilde = posterior variance (ignored with learn_sigma)", choices=("beta", "beta_tilde"))
+    variance: FixedVariance = param("beta", "reverse-process variance sigma_t^2 (seed Remark 7): beta = beta_t, "
+                                    "beta_tilde = posterior variance (ignored with learn_sigma)")
     learn_sigma: bool = param(False, "the network also outputs v and learns Sigma = exp(v log beta_t + (1 - v) "
                               "log beta~_t) (Nichol & Dhariwal eq. 15); train it with loss = hybrid or vlb")
-    loss: str = param("simple", "objective: simple (Algorithm 4.1), vlb (Theorem 8 bound), hybrid (Nichol & "
-                      "Dhariwal's L_simple + lambda L_vlb, L_vlb training only the learned variance; needs "
-                      "learn_sigma), simple+vlb (the same sum without their stop-gradient, so L_vlb also trains "
-                      "the mean; what 'hybrid' meant before learn_sigma existed)",
-                      choices=("simple", "vlb", "hybrid", "simple+vlb"))
-    hybrid_lambda: float = param(0.001, "weight lambda of L_vlb in the hybrid and simple+vlb losses (Nichol & Dhariwal)")
-    t_sampler: str = param("uniform", "how t is drawn in training: uniform (Algorithm 4.1) or importance (p_t "
-                           "proportional to sqrt(E[L_t^2]) over the last 10 values of each L_t, the loss "
-                           "reweighted by 1 / (T p_t); Nichol & Dhariwal sec. 3.3; needs a loss with L_vlb)",
-                           choices=("uniform", "importance"))
+    loss: LossType = param("simple", "objective: simple (Algorithm 4.1), vlb (Theorem 8 bound), hybrid (Nichol & "
+                           "Dhariwal's L_simple + lambda L_vlb, L_vlb training only the learned variance; needs "
+                           "learn_sigma), simple+vlb (the same sum without their stop-gradient, so L_vlb also "
+                           "trains the mean; what 'hybrid' meant before learn_sigma existed)")
+    hybrid_lambda: float = param(0.001, "weight lambda of L_vlb in the hybrid and simple+vlb losses "
+                                        "(Nichol & Dhariwal)")
+    t_sampler: TimestepSampler = param("uniform", "how t is drawn in training: uniform (Algorithm 4.1) or "
+                                       "importance (p_t proportional to sqrt(E[L_t^2]) over the last 10 values of "
+                                       "each L_t, the loss reweighted by 1 / (T p_t); Nichol & Dhariwal sec. 3.3; "
+                                       "needs a loss with L_vlb)")
     snr_gamma: float | None = param(None, "min-SNR-gamma weighting of the simple loss (Hang et al. 2023; 0 = off, "
                                     "Ho et al.'s uniform weighting; unset: 5 as in the paper for images, 0 "
                                     "for points)")
-    prediction: str = param("auto", "what the network predicts: auto (v for images, eps for points), eps (Ho et "
-                            "al.), x0, or v (Salimans & Ho)", choices=("auto", "eps", "x0", "v"))
-    net: str = param("auto", "denoiser: auto (U-Net for images, MLP for points), unet, mlp",
-                     choices=("auto", "unet", "mlp"))
+    prediction: PredictionSetting = param("auto", "what the network predicts: auto (v for images, eps for "
+                                          "points), eps (Ho et al.), x0, or v (Salimans & Ho)")
+    net: Denoiser = param("auto", "denoiser: auto (U-Net for images, MLP for points), unet, mlp")
     channels: int = param(16, "U-Net base channels (16 trains on a CPU in minutes; Ho et al. use 128)")
     channel_mults: list[int] = param([1, 2, 2], "U-Net channel multiplier per resolution level")
     num_res_blocks: int = param(1, "U-Net residual blocks per level")
-    attention_resolutions: list[int] = param([7], "feature-map sizes with self-attention (e.g. 7 for 28x28, 8 for 32x32)")
+    attention_resolutions: list[int] = param([7], "feature-map sizes with self-attention "
+                                                  "(e.g. 7 for 28x28, 8 for 32x32)")
     attention_heads: int = param(1, "attention heads")
     dropout: float = param(0.0, "dropout in the denoiser's residual blocks (Ho et al.: 0.1 on CIFAR-10)")
     mlp_width: int = param(256, "MLP denoiser hidden width (points data)")
@@ -107,7 +127,7 @@ class DDPMConfig:
         require(self.lr >= 0, f"model.lr must be >= 0, got {self.lr}")
         require(0.0 <= self.p_uncond < 1.0, f"model.p_uncond must be in [0, 1), got {self.p_uncond}")
 
-    def for_data(self, spec: DataSpec) -> "DDPMConfig":
+    def for_data(self, spec: DataSpec) -> DDPMConfig:
         """A copy with the data-dependent defaults fixed for this kind of data (never its name).
         Images (retuned for time to quality on 28x28, docs/ddpm.md): v prediction with min-SNR-5
         weighting, Adam 1e-3. Points: eps prediction, uniform weighting, Adam 1e-3 (which with the
@@ -133,19 +153,17 @@ class DDPMConfig:
 
 @dataclass
 class DDPMSampleOptions:
-    """Options of `genmodels sample` for a DDPM run."""
+    """Options of `genmodels sample` for a DDPM run. The samplers, their default steps and spacings
+    are the registry's (`diffusion.samplers.SAMPLERS`), and so is the help that lists them."""
 
-    sampler: str = param("ancestral", "ancestral (Algorithm 4.2), ddim (Song et al.), dpm++ (DPM-Solver++(2M)), "
-                         "heun (Karras et al. Algorithm 1), euler-ancestral (Karras et al.'s variables)",
-                         choices=("ancestral", "ddim", "dpm++", "heun", "euler-ancestral"))
+    sampler: SamplerName = param("ancestral", describe_samplers())
     steps: int = param(0, "visited noise levels, = network evaluations except for heun (Karras et al.'s N: 2N - 1 "
-                       "evaluations); 0 = the sampler's default: T for ancestral, 50 for ddim, 20 for dpm++, 18 "
-                       "for heun, 50 for euler-ancestral")
+                       f"evaluations); 0 = the sampler's default: {describe_default_steps()}")
     eta: float = param(0.0, "DDIM eta (0 = deterministic, 1 = ancestral-like)")
-    spacing: str = param("auto", "visited steps: auto (uniform for ancestral/ddim, logsnr for dpm++, karras for "
-                         "heun/euler-ancestral), uniform, logsnr, karras (Karras et al. eq. 5, rho = 7)",
-                         choices=("auto", "uniform", "logsnr", "karras"))
-    guidance: float = param(1.0, "classifier-free guidance scale w: eps_u + w (eps_c - eps_u); 1 = plain conditional, 0 = unconditional")
+    spacing: SpacingSetting = param("auto", f"visited steps: auto (the sampler's own: {describe_default_spacings()}), "
+                                    f"{', '.join(SPACINGS)} (karras: Karras et al. eq. 5, rho = 7)")
+    guidance: float = param(1.0, "classifier-free guidance scale w: eps_u + w (eps_c - eps_u); "
+                                 "1 = plain conditional, 0 = unconditional")
     label: int = param(-1, "class to generate (class-conditional runs; -1 = cycle through all classes)")
     clip_x0: bool = param(True, "clip the predicted x_0 to [-1, 1] at each step (images only; ignored for points)")
 
@@ -156,7 +174,6 @@ class DDPMSampleOptions:
         require(self.label >= -1, f"sample.label must be -1 (all classes) or a class index, got {self.label}")
 
 
-DEFAULT_STEPS = {"ancestral": 0, "ddim": 50, "dpm++": 20, "heun": 18, "euler-ancestral": 50}
 NLL_ESTIMATES = ("bound", "is", "ode")   # Theorem 8 bound, seed eq. 4.8, probability-flow ODE
 
 
@@ -214,7 +231,7 @@ class DDPM(GenerativeModel):
         self.standardiser = _Standardiser(1 if self.is_image else spec.dim).to(self.device)
         self.t_sampler = (ImportanceTimestepSampler(config.T).to(self.device) if config.t_sampler == "importance"
                           else None)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.opt = adam(self.net.parameters(), lr=config.lr)
         self.decoder = "discretized" if self.is_image else "gaussian"
 
     # --- the contract -------------------------------------------------------------------
@@ -239,7 +256,7 @@ class DDPM(GenerativeModel):
     def _to_data_space(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.is_image else x * self.standardiser.scale + self.standardiser.shift
 
-    def train_step(self, batch, ctx) -> dict[str, float]:
+    def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
         """One step of Algorithm 4.1 (or the L_vlb / L_hybrid objective) on a minibatch (x, y)."""
         x, y = batch
         x = x.to(self.device, torch.float32)
@@ -269,7 +286,7 @@ class DDPM(GenerativeModel):
         vlb_terms = losses.pop("vlb_terms", None)
         if self.t_sampler is not None:      # the history grows from the global batch: the same on every rank
             self.t_sampler.update(gather(t), gather(vlb_terms))
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}      # tensors: the trainer reads them when it logs
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The network's output as (prediction (eps, x0 or v target), v of eq. 15 or None)."""
@@ -297,7 +314,8 @@ class DDPM(GenerativeModel):
                 return answer(output_to_eps(self.sched, out, xt, t, c.prediction), v)
             both, v = self._split(self.net(torch.cat([xt, xt]), torch.cat([t, t]).float(),
                                            torch.cat([labels, torch.full_like(labels, -1)])).float())
-            eps_c, eps_u = output_to_eps(self.sched, both, torch.cat([xt, xt]), torch.cat([t, t]), c.prediction).chunk(2)
+            eps_c, eps_u = output_to_eps(self.sched, both, torch.cat([xt, xt]), torch.cat([t, t]),
+                                         c.prediction).chunk(2)
             return answer(eps_u + guidance * (eps_c - eps_u), None if v is None else v.chunk(2)[0])
 
         return denoise
@@ -319,7 +337,8 @@ class DDPM(GenerativeModel):
     def _labels(self, n: int, label: int, guidance: float) -> torch.Tensor | None:
         if not self.config.class_conditional:
             if label != -1 or guidance != 1.0:
-                raise ConfigError("--label and --guidance need a class-conditional run (model.class_conditional = true)")
+                raise ConfigError("--label and --guidance need a class-conditional run "
+                                  "(model.class_conditional = true)")
             return None
         K = self.spec.num_classes
         if not -1 <= label < K:
@@ -335,10 +354,11 @@ class DDPM(GenerativeModel):
         ancestral)."""
         return {"sampler": "dpm++", "steps": 20}
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, callback=None, **options) -> torch.Tensor:
-        """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D).
-        options: the fields of DDPMSampleOptions."""
-        opts, sampler, steps, extra = self._sampler_setup(options)
+    def sample(self, n: int, *, generator: torch.Generator | None = None, callback=None,
+               options: DDPMSampleOptions | None = None, **fields) -> torch.Tensor:
+        """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D). options: a
+        DDPMSampleOptions (None = the defaults), and/or its fields as keywords, which override it."""
+        opts, sampler, steps, extra = self._sampler_setup(options, fields)
         labels = self._labels(n, opts.label, opts.guidance)
         self.net.eval()
         x_T = torch.randn((n, *self.spec.shape), generator=generator, device=self.device)   # Algorithm 4.2, step 1
@@ -346,22 +366,28 @@ class DDPM(GenerativeModel):
                      clip_x0=opts.clip_x0 and self.is_image, callback=callback, **extra)
         return self._to_data_space(x0).clamp(-1, 1) if self.is_image else self._to_data_space(x0)
 
-    def _sampler_setup(self, options: dict):
-        """The sample options checked, as (DDPMSampleOptions, sampler function, steps, its keyword options)."""
-        unknown = set(options) - set(DDPMSampleOptions.__dataclass_fields__)
+    def sample_with(self, n: int, options: DDPMSampleOptions, *, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+        """`sample` with the options instance passed whole."""
+        return self.sample(n, generator=generator, options=options)
+
+    def _sampler_setup(self, options: DDPMSampleOptions | None, fields: dict):
+        """The sample options checked, as (DDPMSampleOptions, sampler function, steps, its keyword
+        options): the registry's entry gives the default steps and spacing and names the extra
+        options the sampler takes (eta from the options, the variance from the model)."""
+        unknown = set(fields) - set(DDPMSampleOptions.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown DDPM sample option(s) {sorted(unknown)}; valid: "
                               f"{', '.join(DDPMSampleOptions.__dataclass_fields__)}")
-        opts = DDPMSampleOptions(**options)
-        check_choices(opts, "sample")
-        steps = opts.steps or DEFAULT_STEPS[opts.sampler] or None
-        sampler = get_sampler(opts.sampler)
-        extra = {"variance": self.variance} if opts.sampler == "ancestral" else {}
-        if opts.sampler == "ddim":
-            extra["eta"] = opts.eta
-        if opts.spacing != "auto":
-            extra["spacing"] = opts.spacing
-        return opts, sampler, steps, extra
+        if options is not None and not isinstance(options, DDPMSampleOptions):
+            raise ConfigError(f"DDPM sample options must be a DDPMSampleOptions, got {type(options).__name__}")
+        opts = replace(options or DDPMSampleOptions(), **fields)
+        validate_options(opts, "sample")
+        spec = get_spec(opts.sampler)
+        steps, spacing = spec.resolve(opts.steps, opts.spacing)
+        available = {"variance": self.variance, "eta": opts.eta}
+        extra = {"spacing": spacing, **{name: available[name] for name in spec.extra}}
+        return opts, spec.fn, steps, extra
 
     def _check_image_run(self, what: str) -> None:
         if not self.is_image:
@@ -369,14 +395,15 @@ class DDPM(GenerativeModel):
 
     @torch.no_grad()
     def inpaint(self, x_known: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator | None = None,
-                jump_length: int = 10, resample: int = 10, callback=None, **options) -> torch.Tensor:
+                jump_length: int = 10, resample: int = 10, callback=None, options: DDPMSampleOptions | None = None,
+                **fields) -> torch.Tensor:
         """Fill the pixels where mask = 0 of x_known (B, C, H, W) in [-1, 1] by RePaint (Lugmayr et al.
         2022; `diffusion.conditioning.repaint`), keeping those where mask = 1 exactly. mask:
         (B or 1, 1 or C, H, W) of 0 / 1. jump_length j and resample r: their sec. 4.2 (10 and 10
-        in the paper, with T = 250; about r x steps network calls). options: the ancestral
-        DDPMSampleOptions (steps, spacing, guidance, label, clip_x0). Returns (B, C, H, W) in [-1, 1]."""
+        in the paper, with T = 250; about r x steps network calls). options (and/or its fields): the
+        ancestral DDPMSampleOptions (steps, spacing, guidance, label, clip_x0). Returns (B, C, H, W) in [-1, 1]."""
         self._check_image_run("inpainting")
-        opts, _, steps, extra = self._sampler_setup(options)
+        opts, _, steps, extra = self._sampler_setup(options, fields)
         if opts.sampler != "ancestral":
             raise ConfigError(f"inpainting runs RePaint's ancestral steps; sampler {opts.sampler!r} does not apply")
         x_known, mask = check_known(x_known.to(self.device), mask.to(self.device), tuple(self.spec.shape))
@@ -390,13 +417,13 @@ class DDPM(GenerativeModel):
 
     @torch.no_grad()
     def img2img(self, x: torch.Tensor, strength: float, *, generator: torch.Generator | None = None,
-                callback=None, **options) -> torch.Tensor:
+                callback=None, options: DDPMSampleOptions | None = None, **fields) -> torch.Tensor:
         """SDEdit (Meng et al. 2022; `diffusion.conditioning.sdedit`): noise the images x (B, C, H, W) in
-        [-1, 1] to t0 = round(strength T) with q(x_t0 | x_0), then run the sampler of `options` (the
-        DDPMSampleOptions: sampler, steps (capped at t0), ...) from t0 to 0. strength 0 returns x;
-        1 starts from q(x_T | x_0). Returns (B, C, H, W) in [-1, 1]."""
+        [-1, 1] to t0 = round(strength T) with q(x_t0 | x_0), then run the sampler of `options` (a
+        DDPMSampleOptions and/or its fields: sampler, steps (capped at t0), ...) from t0 to 0. strength 0
+        returns x; 1 starts from q(x_T | x_0). Returns (B, C, H, W) in [-1, 1]."""
         self._check_image_run("image-to-image")
-        opts, sampler, steps, extra = self._sampler_setup(options)
+        opts, sampler, steps, extra = self._sampler_setup(options, fields)
         C, H, W = self.spec.shape
         if x.dim() != 4 or tuple(x.shape[1:]) != (C, H, W):
             raise DataError(f"image-to-image: the images must have shape (B, {C}, {H}, {W}), got {tuple(x.shape)}")

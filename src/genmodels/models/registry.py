@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Callable
 
 from genmodels.errors import ConfigError, choice_error
 
@@ -60,8 +60,10 @@ def _vae():
 
 MODELS: dict[str, ModelEntry] = {
     "ddpm": ModelEntry("ddpm", "denoising diffusion probabilistic model (Ho et al. 2020; seed section 4)", _ddpm),
-    "gan": ModelEntry("gan", "generative adversarial network, Algorithm 2.1 (Goodfellow et al. 2014; seed section 2)", _gan),
-    "infogan": ModelEntry("infogan", "InfoGAN with categorical/continuous codes (Chen et al. 2016; seed section 3)", _infogan),
+    "gan": ModelEntry("gan", "generative adversarial network, Algorithm 2.1 (Goodfellow et al. 2014; seed section 2)",
+                      _gan),
+    "infogan": ModelEntry("infogan", "InfoGAN with categorical/continuous codes (Chen et al. 2016; seed section 3)",
+                          _infogan),
     "vae": ModelEntry("vae", "variational auto-encoder (Kingma & Welling 2013; seed section 1)", _vae),
 }
 

@@ -13,7 +13,8 @@ Koyama 2018 (logit = w^T h(x) + <embed(y), h(x)>).
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +151,7 @@ class MaxoutDiscriminator(nn.Module):
             in_dim *= s
         self.num_classes = num_classes
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip([in_dim, *hidden[:-1]], hidden)):
+        for i, (a, b) in enumerate(itertools.pairwise([in_dim, *hidden])):
             p = input_dropout if i == 0 else dropout
             if p > 0:
                 layers.append(nn.Dropout(p))

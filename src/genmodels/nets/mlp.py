@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
-ACTIVATIONS = {
+Activation = Literal["relu", "leaky_relu", "silu", "tanh", "softplus"]     # the names of ACTIVATIONS
+ACTIVATIONS: dict[Activation, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
     "silu": nn.SiLU,
@@ -28,7 +31,7 @@ class MLP(nn.Sequential):
         if len(sizes) < 2:
             raise ValueError(f"MLP needs at least an input and an output size, got {list(sizes)}")
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(a, b))
             if i < len(sizes) - 2:
                 if batchnorm:

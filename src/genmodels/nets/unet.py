@@ -7,7 +7,7 @@ downsampling factor and cropped back). It knows nothing about diffusion: it maps
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +67,14 @@ class SelfAttention(nn.Module):
         h = self.norm(x).flatten(2).transpose(1, 2)                                     # (B, HW, C)
         qkv = F.linear(h, self.qkv.weight.flatten(1), self.qkv.bias)                    # (B, HW, 3C)
         q, k, v = qkv.reshape(B, H * W, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, H * W, C)
+        if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # under CPU bf16 autocast, torch's fused attention runs 4-6x slower than in fp32 at these
+            # sizes (49-64 positions, its backward most: bench/profile_bf16.py), so it runs in fp32
+            with torch.autocast("cpu", enabled=False):
+                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(B, H * W, C)
         out = F.linear(out, self.proj.weight.flatten(1), self.proj.bias)
         return x + out.transpose(1, 2).reshape(B, C, H, W)
 
@@ -118,7 +125,7 @@ class UNet(nn.Module):
         self.mid2 = ResBlock(ch, ch, emb_dim, dropout)
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mults))):
-            for j in range(num_res_blocks + 1):
+            for _ in range(num_res_blocks + 1):
                 self.up.append(_Stage(ResBlock(ch + skip_ch.pop(), channels * mult, emb_dim, dropout),
                                       SelfAttention(channels * mult, heads) if level in attn_at else None))
                 ch = channels * mult

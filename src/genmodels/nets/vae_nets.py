@@ -10,7 +10,7 @@ nothing about ELBOs or likelihoods.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

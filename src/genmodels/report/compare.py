@@ -20,6 +20,7 @@ from typing import Any
 
 from genmodels.config_fields import param, require
 from genmodels.errors import choice_error
+from genmodels.metrics.evaluate import EvalConfig, MetricSettings
 
 HIDDEN = ("parzen_sigma",)  # in the JSON, not a column: the Parzen window's width chosen per row
 LABELS = {"parzen_ll": "Parzen LL", "modes_captured": "modes", "high_quality": "high quality"}
@@ -27,43 +28,28 @@ LIKELIHOOD = "nll"          # the family's likelihood, wherever the family defin
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(MetricSettings):
+    """The settings of `genmodels compare`: those it shares with `genmodels evaluate` (MetricSettings,
+    one set for every row) and the likelihoods' test examples."""
+
     metrics: str = param("", "comma-separated metrics ('' = fd,prdc,parzen,nll for images; fd,prdc,modes,nll for "
                          "points); nll is each family's likelihood (VAE: IWAE bound in nats; DDPM: Theorem 8 bound "
                          "in bits/dim; GAN, InfoGAN: none); also kid, is and the families' own metrics (elbo, "
                          "code-accuracy)")
-    n: int = param(10000, "samples per model, test examples of the reference and training examples of the floor")
     nll_n: int = param(1000, "test examples of the likelihoods (and of the families' own metrics)")
-    k: int = param(100, "VAE likelihood: importance samples of the IWAE bound (Burda et al. use 5000)")
-    seed: int = param(0, "seed of every row's sampling generator and of the subsets drawn")
-    batch_size: int = param(500, "batch size for sampling, feature extraction and the likelihoods")
-    extractor: str = param("", "feature extractor ('' = the data set's default; see `genmodels evaluate --help`)")
-    extractor_weights: str = param("", "weights file for the extractor (InceptionV3 needs one; '' = shipped)")
-    kid_subsets: int = param(100, "KID: number of random subsets")
-    kid_subset_size: int = param(1000, "KID: size of each subset (capped at the sample sizes)")
-    k_pr: int = param(3, "nearest neighbours for precision/recall (Kynkaanniemi et al.)")
-    k_dc: int = param(5, "nearest neighbours for density/coverage (Naeem et al.)")
-    is_splits: int = param(10, "Inception-Score-style score: number of splits")
-    device: str = param("auto", "device for the models and the extractor: auto (CUDA when available), cpu, cuda, cuda:N")
-    progress: bool = param(True, "show progress bars")
 
     def validate(self) -> None:
-        require(self.n >= 2, f"n must be >= 2, got {self.n}")
+        super().validate()
         require(self.nll_n >= 2, f"nll_n must be >= 2, got {self.nll_n}")
-        require(self.k >= 1, f"k must be >= 1, got {self.k}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
-    def eval_config(self, metrics: list[str], *, likelihood: bool = False):
+    def eval_config(self, metrics: list[str], *, likelihood: bool = False) -> EvalConfig:
         """The EvalConfig of `genmodels evaluate` that gives one part of a row: the sample metrics at n
         (no floor: the floor is its own row), or the model metrics at nll_n (`likelihood`; the DDPM
         likelihood is the Theorem 8 bound alone)."""
-        from genmodels.metrics.evaluate import EvalConfig
-
-        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(EvalConfig) if hasattr(self, f.name)}
-        shared.update(metrics=",".join(metrics), floor=False)
+        settings = {**self.shared(), "metrics": ",".join(metrics), "floor": False}
         if likelihood:
-            shared.update(n=self.nll_n, nll_estimates="bound")
-        return EvalConfig(**shared)
+            settings.update(n=self.nll_n, nll_estimates="bound")
+        return EvalConfig(**settings)
 
 
 def resolve_metrics(cfg: CompareConfig, kind: str, model_metrics: set[str]) -> tuple[list[str], list[str]]:
@@ -208,8 +194,8 @@ class CompareTable:
         head, body = self.head(), self.body()
         widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
         out = [f"genmodels compare: {self.data_label()}"]
-        out += ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
+        out += ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), "  ".join("-" * w for w in widths)]
+        out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
         out += self.caption()
         out += [f"note: {n}" for n in self.notes]
         out.append(f"command: {self.command}")
@@ -235,7 +221,7 @@ class CompareTable:
             cls = ' class="floor"' if self.floor is not None and i == 0 else ""
             rows.append(f"<tr{cls}>" + "".join(f'<td{NUM if j >= 2 else ""}>{escape(c)}</td>' for j, c in enumerate(r))
                         + "</tr>")
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         return PAGE.substitute(
             title=escape(f"genmodels compare: {self.data_label()}"),
             subtitle=escape(f"written {stamp}"),
@@ -248,7 +234,8 @@ class CompareTable:
     def to_dict(self) -> dict[str, Any]:
         def row(r: CompareRow) -> dict[str, Any]:
             d = dataclasses.asdict(r)
-            d["metrics"] = {k: {"value": _clean(v.get("value")), "std": _clean(v.get("std"))} for k, v in r.metrics.items()}
+            d["metrics"] = {k: {"value": _clean(v.get("value")), "std": _clean(v.get("std"))}
+                            for k, v in r.metrics.items()}
             return d
 
         return {

@@ -47,7 +47,8 @@ figcaption { font-size: 0.85em; color: #555; max-width: 520px; }
 <body>
 <h1>$title</h1>
 <p class="muted">$subtitle</p>
-<nav><a href="#config">config</a><a href="#curves">loss curves</a><a href="#samples">samples</a><a href="#views">model views</a><a href="#evaluation">evaluation</a></nav>
+<nav><a href="#config">config</a><a href="#curves">loss curves</a><a href="#samples">samples</a><a
+  href="#views">model views</a><a href="#evaluation">evaluation</a></nav>
 <h2 id="summary">Summary</h2>
 $summary
 <h2 id="config">Config</h2>
@@ -217,7 +218,7 @@ def build_page(run_dir: Path, config: dict, records: list[dict], views: list[Vie
     model = config.get("model", {}).get("name", "?")
     data = config.get("data", {}).get("name", "?")
     title = f"{model} on {data}: {run_dir.resolve().name}"
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return PAGE.substitute(
         title=escape(title),
         subtitle=escape(f"genmodels run report, written {stamp}"),

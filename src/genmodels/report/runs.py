@@ -128,9 +128,10 @@ def format_runs(runs: list[RunSummary], root: Path | None = None) -> str:
         name = str(r.path.relative_to(root)) if root is not None and r.path != root and r.path.is_relative_to(root) \
             else str(r.path)
         steps = f"{r.step}/{r.steps}" if r.steps is not None else str(r.step)
-        rows.append([name, r.model, r.data, steps, _values(r.losses), _values(r.metrics) if not r.problem else r.problem])
+        rows.append([name, r.model, r.data, steps, _values(r.losses),
+                     _values(r.metrics) if not r.problem else r.problem])
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(),
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)

@@ -14,8 +14,9 @@ A checkpoint is one `torch.save`d dict:
 
 It is written by `genmodels.atomic.atomic_file`: to a temporary file in the same folder, flushed
 and fsync'd, then renamed over the old one (`os.replace` is atomic), so a crash leaves either the
-old or the new checkpoint, never half of one, and a full disk is an OutputError naming the file. It is read with `torch.load(weights_only=True)`, which refuses any pickled
-object other than tensors and plain containers.
+old or the new checkpoint, never half of one, and a full disk is an OutputError naming the file.
+It is read with `torch.load(weights_only=True)`, which refuses any pickled object other than
+tensors and plain containers.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def load_modules(modules: dict[str, torch.nn.Module], states: dict, path: str | 
             raise CheckpointError(f"{path}: network {name!r} does not match the model: {e}") from None
 
 
-def load_optimizers(optimizers: dict[str, torch.optim.Optimizer], states: dict, path: str | Path = "checkpoint") -> None:
+def load_optimizers(optimizers: dict[str, torch.optim.Optimizer], states: dict,
+                    path: str | Path = "checkpoint") -> None:
     """Load {name: optimizer state} into optimizers; CheckpointError on a mismatch."""
     if set(states) != set(optimizers):
         raise CheckpointError(f"{path}: holds optimisers {sorted(states)}, the model has {sorted(optimizers)}")

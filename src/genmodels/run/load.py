@@ -27,6 +27,12 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device is {name!r} but CUDA is not available; use cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"trainer.device is {name!r} but this machine has {count} CUDA device(s): use cuda:0.."
+                          f"cuda:{count - 1}, cuda or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"trainer.device is {name!r} but MPS (Apple GPUs) is not available; use cpu or auto")
     return device
 
 

@@ -17,7 +17,7 @@ NOT_SERIES = ("step", "epoch", "time", "cpu_time")
 
 def read_metrics(path: str | Path) -> list[dict]:
     """The logged records, skipping a torn last line left by a crash."""
-    records = []
+    records: list[dict] = []
     path = Path(path)
     if not path.exists():
         return records

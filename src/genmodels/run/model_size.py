@@ -14,7 +14,8 @@ import contextlib
 import dataclasses
 import math
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode

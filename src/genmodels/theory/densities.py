@@ -33,7 +33,7 @@ class Mixture1D:
         object.__setattr__(self, "weights", tuple(float(w) / total for w in self.weights))
 
     @classmethod
-    def gaussian(cls, mean: float, std: float) -> "Mixture1D":
+    def gaussian(cls, mean: float, std: float) -> Mixture1D:
         """A single Gaussian N(mean, std^2)."""
         return cls((1.0,), (float(mean),), (float(std),))
 
@@ -94,7 +94,7 @@ class Mixture1D:
         k = torch.multinomial(w, n, replacement=True, generator=generator)
         return m[k] + s[k] * torch.randn(n, generator=generator, dtype=torch.float64)
 
-    def diffused(self, alpha_bar: float) -> "Mixture1D":
+    def diffused(self, alpha_bar: float) -> Mixture1D:
         """q(x_t) = int q(x_0) q(x_t | x_0) dx_0 for q(x_0) = self and abar_t = alpha_bar:
         the mixture with means sqrt(abar) m_k and variances abar s_k^2 + 1 - abar (seed 4.1.1)."""
         a = float(alpha_bar)

@@ -11,7 +11,7 @@ same beta_t T), so that everything runs in seconds. Results are nats per example
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

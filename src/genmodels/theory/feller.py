@@ -10,8 +10,9 @@ averaged over x_t ~ q(x_t). The divergence must shrink as beta -> 0.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -67,8 +68,8 @@ def check_theorem5(q_prev: Mixture1D = Q_PREV, betas: Sequence[float] = BETAS, f
             i = int(kl.argmax())  # the least Gaussian kernel at this beta
             examples.append({"beta": beta, "x_t": float(x_t[i]), "x": x, "kernel": log_kernel[i].exp(),
                              "gaussian": log_gauss[i].exp()})
-    ordered = sorted(zip(betas, kls), reverse=True)
-    decreasing = all(b < a for (_, a), (_, b) in zip(ordered[:-1], ordered[1:]))
+    ordered = sorted(zip(betas, kls, strict=True), reverse=True)
+    decreasing = all(b < a for (_, a), (_, b) in itertools.pairwise(ordered))
     value = ordered[-1][1]
     (b1, k1), (b0, k0) = ordered[-2], ordered[-1]
     slope = math.log(k1 / k0) / math.log(b1 / b0) if k0 > 0 and k1 > 0 else float("nan")

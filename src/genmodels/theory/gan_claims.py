@@ -10,8 +10,9 @@ points whose averages are integrals), so that the library's minibatch losses bec
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +99,7 @@ def check_remark1(discriminator_loss_fn=discriminator_loss, generator_loss_fn=ge
         dev = {
             "|V + loss_D|": abs(float(V + loss_d)),
             "|V + 2 BCE_eq2.2|": abs(float(V + 2.0 * bce)),
-            "max|grad V + grad loss_D|": max(float((a + b).abs().max()) for a, b in zip(grad_V, grad_d)),
+            "max|grad V + grad loss_D|": max(float((a + b).abs().max()) for a, b in zip(grad_V, grad_d, strict=True)),
             "|loss_G(minimax) - mean log(1-D(G(z)))|":
                 abs(float(loss_g_minimax - torch.log(1.0 - d_fake).mean())),                # seed eq. 2.3
             "|loss_G(nonsat.) + mean log D(G(z))|":
@@ -269,7 +270,7 @@ def check_prop4(p_data: Mixture1D = Mixture1D.gaussian(1.0, 0.6), init: tuple[fl
         opt.zero_grad()
         loss.backward()
         opt.step()
-    increases = sum(b > a + 1e-12 for a, b in zip(history[:-1], history[1:]))
+    increases = sum(b > a + 1e-12 for a, b in itertools.pairwise(history))
     value = history[-1] + LOG4
     plot = plots.criterion_curve(plots_dir, history) if plots_dir is not None else None
     return Check("Proposition 4, C(G) -> -log 4",

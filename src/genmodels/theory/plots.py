@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -97,7 +97,7 @@ def feller(plots_dir, betas: Sequence[float], kls: Sequence[float], examples: Se
     axes[0].set_xlabel("beta")
     axes[0].set_ylabel("E_{x_t} KL(q(x_{t-1} | x_t) || Gaussian)")
     axes[0].set_title("Theorem 5: reverse kernel -> Gaussian")
-    for ax, ex in zip(axes[1:], examples):
+    for ax, ex in zip(axes[1:], examples, strict=True):
         ax.plot(_np(ex["x"]), _np(ex["kernel"]), color="tab:blue", lw=1.5, label="q(x_{t-1} | x_t) (Bayes)")
         ax.plot(_np(ex["x"]), _np(ex["gaussian"]), color="tab:red", lw=1, ls="--", label="moment-matched Gaussian")
         ax.set_title(f"beta = {ex['beta']:g}, x_t = {ex['x_t']:.2f}")

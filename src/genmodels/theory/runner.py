@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from genmodels.theory import diffusion_claims, feller, gan_claims, markov
 from genmodels.theory.check import Check

@@ -2,23 +2,39 @@
 `train_step(batch, ctx)` may use (randomness, mixed precision, the one way to take an
 optimiser step, and further minibatches).
 
-Under data parallelism `optimize` averages the gradients over the ranks (one all-reduce, before
-clipping, grad-scaler unscaling and the step), so it is the single place where ranks meet during
-a step; see `genmodels.training.distributed`."""
+Under data parallelism `optimize` averages the gradients over the ranks (in buckets whose
+all-reduces overlap the backward pass, `genmodels.training.grad_buckets`), before clipping,
+grad-scaler unscaling and the step, so it is the single place where ranks meet during a step.
+
+Nothing in `optimize` reads a value back to the host: the loss and gradient checks are device
+flags recorded in the run's `Health` (`genmodels.training.health`), and a bad step is not applied
+(`genmodels.training.step_guard`)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.distributed
 
+from genmodels.config import GradCompression
 from genmodels.errors import ConfigError, TrainingDiverged
-from genmodels.training.distributed import DistInfo, average_gradients
+from genmodels.training.distributed import DistInfo
+from genmodels.training.grad_buckets import GradientBuckets
+from genmodels.training.hardware import check_precision
+from genmodels.training.health import Health
+from genmodels.training.step_guard import grad_norm, step_unless, zero_grads_if
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The mixed-precision context of `precision` (fp32, bf16 or fp16) on `device`: a no-op in fp32.
+    Training steps (`TrainContext.autocast`) and sampling (`training.inference`) use it."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 class TrainContext:
@@ -26,14 +42,13 @@ class TrainContext:
 
     def __init__(self, *, device: torch.device, generator: torch.Generator, precision: str, grad_clip: float,
                  next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], dist: DistInfo = DistInfo(),
-                 accumulate: int = 1):
-        if precision == "fp16" and device.type != "cuda":
-            raise ConfigError(f"trainer.precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
-        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"trainer.precision bf16 is not supported by {torch.cuda.get_device_name(device)}; "
-                              f"use fp16 (with grad scaling) or fp32")
-        if precision != "fp32" and device.type not in ("cpu", "cuda"):
-            raise ConfigError(f"trainer.precision {precision} needs a cpu or cuda device (got {device}); use fp32")
+                 accumulate: int = 1, health: Health | None = None, bucket_mb: float = 1.0,
+                 compression: GradCompression = "none"):
+        """health: the run's checks, read by the trainer at its read points; without it (a context
+        of one's own, a test) each optimize reads its checks at once and raises TrainingDiverged
+        before any weight changes. bucket_mb, compression: the gradient all-reduce under torchrun
+        (trainer.grad_bucket_mb, trainer.grad_compression)."""
+        check_precision(precision, device)
         self.dist = dist
         self.step = 0
         self.device = device
@@ -48,21 +63,22 @@ class TrainContext:
         self._accumulating = False
         self._whole_batch: torch.Tensor | None = None
         self._micro_optimized = -1          # the micro-batch that last called optimize
-        self._micro_bad = False             # a non-finite loss in an earlier micro-batch (W > 1)
+        self._micro_bad: torch.Tensor | None = None   # a non-finite loss in an earlier micro-batch
+        self.immediate = health is None
+        self.health = health if health is not None else Health(device)
+        self.buckets = GradientBuckets(dist.world_size, bucket_mb, compression) if dist.enabled else None
 
     def begin_accumulation(self, x: torch.Tensor) -> None:
         """The trainer is about to run `accumulate` micro-batches of this rank's batch `x`."""
         self._accumulating, self._whole_batch = True, x
-        self._micro_optimized, self._micro_bad = -1, False
+        self._micro_optimized, self._micro_bad = -1, None
 
     def end_accumulation(self) -> None:
         self._accumulating, self._whole_batch = False, None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed-precision context for forward passes (no-op in fp32)."""
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.precision])
+        return autocast(self.precision, self.device)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fresh minibatch from the run's data stream (advances the same resumable order)."""
@@ -86,18 +102,21 @@ class TrainContext:
         """zero_grad, backward, (average the gradients over the ranks), clip the gradient norm to
         trainer.grad_clip, step.
 
-        The loss is checked first: a NaN/inf loss raises TrainingDiverged before any weight changes
-        (on every rank, when any rank's loss is not finite).
+        A non-finite loss (on any rank) or gradient norm is never applied: the step is skipped on
+        the device (fused optimisers) or taken on zero gradients, and the trainer raises
+        TrainingDiverged naming this step at its next read point, before it writes anything. No
+        value is read back to the host here (a context made without `health` reads at once and
+        raises before any weight changes).
 
         Under gradient accumulation (k micro-batches) each micro-batch's call backpropagates
         loss / k into the gradients summed since the first one; only the last call averages over
         the ranks, clips and steps. A model may then take one optimiser step per train_step.
         """
-        value = float(loss.detach())
-        bad = not math.isfinite(value)
-        if bad and not self.dist.enabled:
-            raise TrainingDiverged(f"loss is {value} at step {self.step}", step=self.step)
+        loss_bad = ~torch.isfinite(loss.detach()).all()
+        if self.immediate and not self.dist.enabled and bool(loss_bad):
+            raise TrainingDiverged(f"loss is {float(loss.detach())} at step {self.step}", step=self.step)
         scaler = self._scaler(optimizer)
+        part, last = loss, True
         if self._accumulating:
             if self._micro_optimized == self.micro_index:
                 raise ConfigError(f"trainer.accumulate = {self.accumulate} needs a model that takes one optimiser "
@@ -107,32 +126,54 @@ class TrainContext:
             self._micro_optimized = self.micro_index
             if self.micro_index == 0:
                 optimizer.zero_grad(set_to_none=True)
-            self._micro_bad = self._micro_bad or bad
-            if not bad:
-                part = loss / self.accumulate
-                (scaler.scale(part) if scaler is not None else part).backward()
-            if self.micro_index < self.accumulate - 1:
-                return
-            bad = self._micro_bad
+            self._micro_bad = loss_bad if self._micro_bad is None else self._micro_bad | loss_bad
+            loss_bad, part = self._micro_bad, loss / self.accumulate
+            last = self.micro_index == self.accumulate - 1
         else:
             optimizer.zero_grad(set_to_none=True)
-            if not bad:
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-        if self.dist.enabled:
+        synced = self._synced_params(optimizer, modules) if self.buckets is not None and last else []
+        if synced:
+            self.buckets.arm(tuple(map(id, synced)), synced, loss_bad)
+        try:
+            (scaler.scale(part) if scaler is not None else part).backward()
+        except BaseException:
+            if synced:
+                self.buckets.cancel()
+            raise
+        if not last:
+            return
+        if synced:
             # every rank holds the same scale, so the scaled gradients average as the true ones do
-            if average_gradients(self._synced_params(optimizer, modules), self.dist.world_size, bad):
-                raise TrainingDiverged(f"loss is not finite on some rank at step {self.step} (here {value})",
-                                       step=self.step)
-        if scaler is not None:
+            loss_bad = self.buckets.finish()
+        self._step(optimizer, modules, scaler, loss_bad)
+
+    def _step(self, optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module] | None,
+              scaler: torch.amp.GradScaler | None, loss_bad: torch.Tensor) -> None:
+        """Clip, check and step (or not) after the backward pass and the gradient average."""
+        clipped = self._clip_params(optimizer, modules)
+        if scaler is not None:              # inf gradients are the scaler's business: it skips those steps
             if self.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                self._clip(optimizer, modules)
+                grad_norm(clipped, self.grad_clip)
+            self._check(loss_bad, None)
+            zero_grads_if(optimizer, loss_bad)
             scaler.step(optimizer)
             scaler.update()
-        else:
-            if self.grad_clip > 0:
-                self._clip(optimizer, modules)
-            optimizer.step()
+            return
+        norm = grad_norm(clipped, self.grad_clip)
+        grads_bad = ~torch.isfinite(norm) if norm is not None else torch.zeros_like(loss_bad)
+        self._check(loss_bad, grads_bad)
+        step_unless(optimizer, loss_bad | grads_bad)
+
+    def _check(self, loss_bad: torch.Tensor, grads_bad: torch.Tensor | None) -> None:
+        self.health.record("loss", self.step, loss_bad)
+        if grads_bad is not None:
+            self.health.record("gradients", self.step, grads_bad)
+        if self.immediate and bool(loss_bad):
+            where = "on some rank " if self.dist.enabled else ""
+            raise TrainingDiverged(f"loss is not finite {where}at step {self.step}", step=self.step)
+        if self.immediate and grads_bad is not None and bool(grads_bad):
+            raise TrainingDiverged(f"gradients are not finite at step {self.step}", step=self.step)
 
     @staticmethod
     def _synced_params(optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module] | None) -> list:
@@ -146,12 +187,12 @@ class TrainContext:
                 params.append(p)
         return params
 
-    def _clip(self, optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module] | None) -> None:
+    @staticmethod
+    def _clip_params(optimizer: torch.optim.Optimizer, modules: list[torch.nn.Module] | None) -> list:
+        """The parameters whose gradient norm is clipped (and checked): the modules', else the optimiser's."""
         if modules is not None:
-            params = [p for m in modules for p in m.parameters()]
-        else:
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+            return [p for m in modules for p in m.parameters()]
+        return [p for group in optimizer.param_groups for p in group["params"]]
 
     def _scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler | None:
         if self.precision != "fp16":
@@ -160,6 +201,11 @@ class TrainContext:
         if key not in self.scalers:
             self.scalers[key] = torch.amp.GradScaler(self.device.type)
         return self.scalers[key]
+
+    def close(self) -> None:
+        """Remove the gradient hooks of data-parallel training (the trainer calls it when a run ends)."""
+        if self.buckets is not None:
+            self.buckets.close()
 
     def scaler_states(self, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
         """{optimizer name: GradScaler state} for the checkpoint."""

@@ -55,12 +55,10 @@ class DataStream:
         self.position += self.batch_size
         m = self.local_batch_size
         idx = idx[self.rank * m:(self.rank + 1) * m]
-        non_blocking = self.device.type == "cuda"
-        x = self.x[idx].to(self.device, non_blocking=non_blocking)
+        x = _to_device(self.x[idx], self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return (x,
-                self.y[idx].to(self.device, non_blocking=non_blocking))
+        return x, _to_device(self.y[idx], self.device)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "perm": self.perm.clone(),
@@ -74,3 +72,11 @@ class DataStream:
         self.position = int(state["position"])
         self.perm = state["perm"].clone()
         self.generator.set_state(state["generator"])
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` on `device`. A CPU batch bound for CUDA goes through pinned memory, so that the copy is
+    asynchronous: a copy from pageable memory waits for the GPU to finish its queued work first."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

@@ -10,10 +10,12 @@ joins the process group (gloo for CPU training, NCCL for CUDA, each rank on cuda
 How a step is distributed (see docs/scaling.md for why not DistributedDataParallel's wrapper):
 the global minibatch of trainer.batch_size examples is split by rank (`DataStream`), per-example
 noise is drawn for the global batch and sliced (`GlobalBatchRandomness`), and `ctx.optimize`
-averages the gradients of the stepped parameters over the ranks with one all-reduce before
-clipping and stepping: the mean of the W per-rank mean losses is the global-batch mean loss, so
-every rank takes the step one process would take with the whole batch, and the weights, the
-optimiser states and the EMA stay identical on every rank.
+averages the gradients of the stepped parameters over the ranks, in buckets all-reduced while the
+backward pass runs (`GradientBuckets`), before clipping and stepping: the mean of the W per-rank
+mean losses is the global-batch mean loss, so every rank takes the step one process would take
+with the whole batch, and the weights, the optimiser states and the EMA stay identical on every
+rank. On CUDA the process group pairs NCCL (CUDA tensors) with gloo (CPU tensors), so that the
+small flags the ranks agree on (a stop signal) never wait for the GPU.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
     elif device.type != "cpu":
         raise ConfigError(f"distributed training runs on cpu (gloo) or cuda (NCCL), not {device.type}")
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo")
     return current(), device
 
 
@@ -90,70 +92,39 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def _flat_dtype(tensors: list[torch.Tensor]) -> torch.dtype:
-    dtype = torch.float32
-    for t in tensors:
-        dtype = torch.promote_types(dtype, t.dtype)
-    return dtype
-
-
 @torch.no_grad()
-def average_gradients(params: list[torch.nn.Parameter], world_size: int, bad: bool) -> bool:
-    """Replace each parameter's .grad by its mean over the ranks, with one all-reduce; returns
-    whether any rank flagged `bad` (a non-finite loss), in which case no gradient is touched.
-
-    A parameter without a gradient on some ranks counts as zero there; one without a gradient on
-    every rank keeps grad None (so optimisers such as Adam skip it, as in one process)."""
-    if not params:
-        return bad
-    device = params[0].device
-    dtype = _flat_dtype([p for p in params])
-    grads = [p.grad.reshape(-1).to(dtype) if p.grad is not None else torch.zeros(p.numel(), dtype=dtype,
-                                                                                    device=device)
-             for p in params]
-    flags = torch.tensor([p.grad is not None for p in params] + [bad], dtype=dtype, device=device)
-    flat = torch.cat([*grads, flags])
-    dist.all_reduce(flat)                                  # sum over ranks
-    n = sum(p.numel() for p in params)
-    present, any_bad = flat[n:-1], bool(flat[-1] > 0)
-    if any_bad:
-        return True
-    flat = flat[:n].div_(world_size)                       # mean of the per-rank mean-loss gradients
-    offset = 0
-    for p, count in zip(params, present.tolist()):
-        k = p.numel()
-        if count > 0:
-            g = flat[offset:offset + k].view_as(p).to(p.dtype)
-            if p.grad is None:
-                p.grad = g.clone()
-            else:
-                p.grad.copy_(g)
-        offset += k
-    return False
-
-
-@torch.no_grad()
-def average_values_and_buffers(values: dict[str, float], modules: dict[str, torch.nn.Module], world_size: int,
-                               device: torch.device) -> dict[str, float]:
-    """Average the logged values and every floating-point buffer (batch-norm statistics, data
-    standardisers) over the ranks, with one all-reduce; returns the averaged values.
-
-    The logged losses then describe the global batch, and state that is not a parameter (and so
-    not synchronised by the gradient average) stays identical on every rank, as the EMA and the
-    checkpoints written by rank 0 require."""
-    keys = sorted(values)
+def average_buffers(modules: dict[str, torch.nn.Module], world_size: int) -> None:
+    """Average every floating-point buffer (batch-norm statistics, data standardisers) over the
+    ranks, with one all-reduce in float64 and nothing read back to the host, so that state which is
+    not a parameter (and so not synchronised by the gradient average) stays identical on every
+    rank, as the EMA and the checkpoints written by rank 0 require."""
     buffers = [b for m in modules.values() for b in m.buffers() if b.is_floating_point()]
-    parts = [torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)]
-    parts += [b.detach().reshape(-1).to(device, torch.float64) for b in buffers]
-    flat = torch.cat(parts)
+    if not buffers:
+        return
+    flat = torch.cat([b.detach().reshape(-1).to(torch.float64) for b in buffers])
     dist.all_reduce(flat)
     flat.div_(world_size)
-    offset = len(keys)
+    offset = 0
     for b in buffers:
         k = b.numel()
         b.copy_(flat[offset:offset + k].view_as(b).to(b.dtype))
         offset += k
-    return {k: float(v) for k, v in zip(keys, flat[:len(keys)].tolist())}
+
+
+@torch.no_grad()
+def average_values(values: dict[str, float | torch.Tensor], world_size: int,
+                   device: torch.device) -> dict[str, float]:
+    """The logged values averaged over the ranks, in float64 (one all-reduce and one host read), so
+    that metrics.jsonl describes the global batch. Every rank must call it at the same steps."""
+    keys = sorted(values)
+    parts = [v.detach().reshape(1).to(device, torch.float64) if isinstance(v, torch.Tensor)
+             else torch.full((1,), float(v), dtype=torch.float64, device=device) for v in (values[k] for k in keys)]
+    if not parts:
+        return {}
+    flat = torch.cat(parts)
+    dist.all_reduce(flat)
+    flat.div_(world_size)
+    return dict(zip(keys, flat.tolist(), strict=True))
 
 
 @torch.no_grad()
@@ -178,9 +149,15 @@ def check_batch(batch_size: int, info: DistInfo) -> int:
     return batch_size // info.world_size
 
 
+def flag_device(device: torch.device) -> torch.device:
+    """Where a small flag is all-reduced without waiting for `device`: the CPU when the process
+    group reduces CPU tensors (gloo, or `setup`'s gloo + NCCL pair), else `device`."""
+    return torch.device("cpu") if "gloo" in str(dist.get_backend()) else device
+
+
 def max_over_ranks(value: int, device: torch.device) -> int:
     """The largest of the ranks' `value`s (one all-reduce; every rank must call it)."""
-    t = torch.tensor([value], dtype=torch.int64, device=device)
+    t = torch.tensor([value], dtype=torch.int64, device=flag_device(device))
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
 

@@ -12,7 +12,7 @@ num_updates, used by Ho et al. 2020 with decay 0.9999). Integer buffers are copi
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

@@ -7,6 +7,8 @@ Precision "auto" is bf16 where bf16 matrix products run natively and fp32 elsewh
   * CUDA: `torch.cuda.is_bf16_supported()` (Ampere and newer).
   * anything else (mps, ...): fp32.
 The resolved value is what config.toml records, so a resumed run keeps it on any machine.
+`check_machine` refuses, before a run directory is touched, a precision the device cannot run
+and a batch that the processes and micro-batches cannot share out.
 
 Threads 0 ("auto"): one process per core is the rule. torch's default (one thread per core)
 for a single process; under torchrun the cores are shared out among the local processes, so
@@ -21,6 +23,10 @@ import os
 from pathlib import Path
 
 import torch
+
+from genmodels.config import TrainerConfig
+from genmodels.errors import ConfigError
+from genmodels.training import distributed
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -58,6 +64,35 @@ def resolve_precision(precision: str, device: torch.device, flags: set[str] | No
             return "bf16", "auto: the CPU has native bf16 (AVX512-BF16/AMX)"
         return "fp32", "auto: the CPU has no native bf16 (AVX512-BF16/AMX)"
     return "fp32", f"auto: no bf16 autocast on {device.type}"
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """ConfigError unless autocast `precision` (fp32, bf16 or fp16, as resolved) runs on `device`."""
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"trainer.precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"trainer.precision bf16 is not supported by {torch.cuda.get_device_name(device)}; "
+                          f"use fp16 (with grad scaling) or fp32")
+    if precision != "fp32" and device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"trainer.precision {precision} needs a cpu or cuda device (got {device}); use fp32")
+
+
+def rank_batch(trainer: TrainerConfig, info: distributed.DistInfo) -> int:
+    """This rank's share m = B / W of the global batch; ConfigError unless the W processes and then
+    trainer.accumulate micro-batches divide it."""
+    m_local = distributed.check_batch(trainer.batch_size, info)
+    if m_local % trainer.accumulate:
+        raise ConfigError(f"trainer.batch_size {trainer.batch_size} over {info.world_size} process(es) gives "
+                          f"{m_local} examples each, not divisible by trainer.accumulate {trainer.accumulate}")
+    return m_local
+
+
+def check_machine(trainer: TrainerConfig, device: torch.device, info: distributed.DistInfo) -> None:
+    """The trainer settings that depend on this machine and process group, checked before a run
+    directory is created or its config.toml written: the precision (auto resolved) on `device`
+    and the batch shared out over the ranks and micro-batches."""
+    check_precision(resolve_precision(trainer.precision, device)[0], device)
+    rank_batch(trainer, info)
 
 
 def resolve_threads(threads: int, local_world_size: int = 1, cores: int | None = None) -> int:

@@ -18,14 +18,14 @@ run recomputes exactly the learning rate the uninterrupted run used at that step
 from __future__ import annotations
 
 import math
-from typing import Literal
+import typing
 
 import torch
 
+from genmodels.config import LRSchedule
 from genmodels.errors import choice_error
 
-LRSchedule = Literal["constant", "cosine", "linear"]
-LR_SCHEDULES = ("constant", "cosine", "linear")
+LR_SCHEDULES = typing.get_args(LRSchedule)
 
 
 def lr_factor(step: int, total: int, warmup: int = 0, schedule: LRSchedule = "constant") -> float:

@@ -56,7 +56,7 @@ class StopSignals:
             self.signum = signum  # asked on another rank: this rank stops and reports the same way
         return signum > 0
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
                 self._previous[s] = signal.signal(s, self._handle)

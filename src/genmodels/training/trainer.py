@@ -6,8 +6,15 @@ adds what every model needs: a resumable data order, explicit random streams, an
 `model.ema_modules()`, a NaN/inf guard, logging, periodic sample grids and atomic checkpoints.
 
 Launched by torchrun (a process group of W ranks, `genmodels.training.distributed`), every rank runs
-this loop on its slice of each global batch; gradients are averaged in `ctx.optimize`, logged
-values and floating-point buffers after each step, and only rank 0 writes the run directory.
+this loop on its slice of each global batch; gradients are averaged in `ctx.optimize`,
+floating-point buffers after each step, logged values when they are logged, and only rank 0
+writes the run directory.
+
+The hot path reads nothing back from the device: a step's logged values stay tensors, and the
+NaN/inf guard (`genmodels.training.health`) keeps its findings on the device. Both are read only
+at the loop's read points, the steps that log, write samples or a checkpoint, stop or end; a
+divergence then raises TrainingDiverged naming the step where it began, before anything is
+written, and the non-finite update itself was never applied (`ctx.optimize`).
 
 The trainer knows the run directory (`genmodels.run`) but not the report: whoever wants a report
 at the end passes `on_finish` (the `genmodels train` command and `genmodels.train()` pass
@@ -17,13 +24,12 @@ at the end passes `on_finish` (the `genmodels train` command and `genmodels.trai
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -31,19 +37,27 @@ from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.data.dataset import Dataset
 from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
 from genmodels.models.base import GenerativeModel, eval_mode
-from genmodels.run.checkpoint import (FORMAT, FORMAT_VERSION, check_model, load_checkpoint, load_modules,
-                                      load_optimizers, save_atomic)
+from genmodels.run.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_model,
+    load_checkpoint,
+    load_modules,
+    load_optimizers,
+    save_atomic,
+)
 from genmodels.run.layout import RunDir
 from genmodels.run.seeds import derive_seed, global_rng_state, make_generator, private_global_rng
-from genmodels.training.context import TrainContext
 from genmodels.training import distributed
+from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
-from genmodels.training.global_batch import GlobalBatchRandomness
 from genmodels.training.ema import EMA
-from genmodels.training.hardware import resolve_precision, resolve_threads
-from genmodels.training.lr_schedule import lr_factor, set_learning_rates
+from genmodels.training.global_batch import GlobalBatchRandomness
+from genmodels.training.hardware import rank_batch, resolve_precision, resolve_threads
+from genmodels.training.health import Health
 from genmodels.training.identity import check_resume
 from genmodels.training.logging import MetricsLogger
+from genmodels.training.lr_schedule import lr_factor, set_learning_rates
 from genmodels.training.run_lock import run_writer
 from genmodels.training.signals import StopSignals
 
@@ -143,16 +157,13 @@ class Trainer:
     def _fit(self, model: GenerativeModel, dataset: Dataset) -> FitResult:
         cfg, seed = self.config.trainer, self.config.seed
         par = distributed.current()
-        m_local = distributed.check_batch(cfg.batch_size, par)
+        m_local = rank_batch(cfg, par)
         device = model.device
         spec = dataset.spec
         cfg.precision, why = resolve_precision(cfg.precision, device)
         self.identity_changes = check_resume(self.run, self.config, self.override_identity) if self.resume else []
         ckpt = self._start_checkpoint(spec.to_dict())
         accumulate = cfg.accumulate
-        if m_local % accumulate:
-            raise ConfigError(f"trainer.batch_size {cfg.batch_size} over {par.world_size} process(es) gives "
-                              f"{m_local} examples each, not divisible by trainer.accumulate {accumulate}")
         if par.is_main:
             micro = f", {accumulate} micro-batches per step" if accumulate > 1 else ""
             print(f"genmodels: precision {cfg.precision} ({why}), {torch.get_num_threads()} thread(s){micro}",
@@ -170,8 +181,11 @@ class Trainer:
         stream = DataStream(dataset, cfg.batch_size, make_generator(seed, "data"), device, rank=par.rank,
                             world_size=par.world_size, channels_last=cfg.channels_last)
         step_generator = make_generator(seed, "step", device)
+        health = Health(device)
+        weights = [p for m in modules.values() for p in m.parameters() if p.is_floating_point()]
         ctx = TrainContext(device=device, generator=step_generator, precision=cfg.precision,
-                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par, accumulate=accumulate)
+                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par, accumulate=accumulate,
+                           health=health, bucket_mb=cfg.grad_bucket_mb, compression=cfg.grad_compression)
         ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules else None
         step, global_state = 0, None
         if ckpt is not None:
@@ -209,31 +223,46 @@ class Trainer:
                                 out = model.train_step(stream.next(), ctx)
                         else:
                             out = _accumulated_step(model, stream.next(), ctx, step_generator, accumulate, par)
-                        values = {name: float(v) for name, v in out.items()}
-                        if par.enabled:
-                            values = distributed.average_values_and_buffers(values, modules, par.world_size, device)
-                        self._guard(step, values, modules)
                     except TrainingDiverged as e:
                         raise TrainingDiverged(f"training diverged at step {step}: {e}; {_last_good(last_good)}",
                                                step=step) from None
+                    step_values = {name: v.detach() if isinstance(v, torch.Tensor) else v for name, v in out.items()}
+                    health.record_values(step, step_values)
+                    health.record_weights(step, weights)
+                    if par.enabled:
+                        distributed.average_buffers(modules, par.world_size)
                     if ema is not None:
                         ema.update(ema_modules)
                     step += 1
                     bar.update(1)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
                     stop = self.stop.requested(device) and step < total  # the same on every rank
+                    keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
+                    logs = step % cfg.log_every == 0 or step == total
+                    samples = cfg.sample_every > 0 and (step % cfg.sample_every == 0 or step == total)
+                    saves = keep or stop or step % cfg.checkpoint_every == 0 or step == total
+                    if not (logs or samples or saves):
+                        continue                     # the hot path: nothing was read back from the device
+                    try:
+                        health.check(par, modules)   # a read point: every rank, the same steps
+                    except TrainingDiverged as e:
+                        raise TrainingDiverged(f"training diverged at step {e.step}: {e}; {_last_good(last_good)}",
+                                               step=e.step) from None
+                    values = (distributed.average_values(step_values, par.world_size, device) if par.enabled
+                              else _host_values(step_values))
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
                     if not par.is_main:
+                        if saves:
+                            last_good = self.run.latest      # written by rank 0 at this step
                         if stop:
                             break
                         continue
-                    if step % cfg.log_every == 0 or step == total:
+                    if logs:
                         logger.log(step, values, epoch=stream.epoch, time=round(time.perf_counter() - started, 3),
                                    cpu_time=round(time.process_time() - cpu_started, 3),
                                    lr_factor=round(factor, 6))
-                    if cfg.sample_every and (step % cfg.sample_every == 0 or step == total):
+                    if samples:
                         self._write_samples(model, ema, ema_modules, dataset, step, device)
-                    keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
-                    if keep or stop or step % cfg.checkpoint_every == 0 or step == total:
+                    if saves:
                         state = self._state(step, spec.to_dict(), modules, optimizers, ema, stream, ctx,
                                             step_generator, global_rng_state(device))
                         save_atomic(state, self.run.latest)
@@ -244,6 +273,7 @@ class Trainer:
                         logger.event(step, "stopped", signal=self.stop.name)
                         break
         finally:
+            ctx.close()
             bar.close()
             if logger is not None:
                 logger.save_curves(self.run.curves)
@@ -253,19 +283,6 @@ class Trainer:
             raise TrainingStopped(f"stopped by {self.stop.name} after step {step} of {total}; {self.run.latest} "
                                   f"holds that step: continue with --resume", self.stop.signum, step)
         return FitResult(step=step, values=values, run_dir=self.run.path, checkpoint=last_good)
-
-    @staticmethod
-    def _guard(step: int, values: dict[str, float], modules: dict[str, torch.nn.Module]) -> None:
-        """TrainingDiverged if a logged value or any weight is NaN/inf."""
-        for k, v in values.items():
-            if not math.isfinite(v):
-                raise TrainingDiverged(f"{k} is {v}", step=step)
-        named = [(f"{n}.{pn}", p) for n, m in modules.items() for pn, p in m.named_parameters()]
-        if named:
-            finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named])
-            if not bool(finite.all()):
-                bad = [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
-                raise TrainingDiverged(f"weights {', '.join(bad[:3])} hold NaN/inf", step=step)
 
     # -- samples and checkpoints ----------------------------------------------------------------
 
@@ -324,7 +341,8 @@ class Trainer:
 
 
 def _accumulated_step(model: GenerativeModel, batch: tuple[torch.Tensor, torch.Tensor], ctx: TrainContext,
-                      generator: torch.Generator, k: int, par: distributed.DistInfo) -> dict[str, float]:
+                      generator: torch.Generator, k: int,
+                      par: distributed.DistInfo) -> dict[str, float | torch.Tensor]:
     """One optimisation step as k micro-batches of this rank's batch (trainer.accumulate = k).
 
     Micro-batch j plays the part that rank j would play under data parallelism: it holds examples
@@ -333,11 +351,11 @@ def _accumulated_step(model: GenerativeModel, batch: tuple[torch.Tensor, torch.T
     so every micro-batch sees the same global draw and the generator ends where one whole-batch
     step leaves it), and `ctx.optimize` backpropagates loss / k into the summed gradients and
     steps after the last one. The update equals that of one batch up to floating-point rounding.
-    Returns the logged values averaged over the micro-batches."""
+    Returns the logged values averaged over the micro-batches (in float64; tensors stay on the device)."""
     x, y = batch
     micro = x.shape[0] // k
     start_state = generator.get_state()
-    totals: dict[str, float] = {}
+    totals: dict[str, float | torch.Tensor] = {}
     ctx.begin_accumulation(x)
     try:
         for j in range(k):
@@ -347,10 +365,20 @@ def _accumulated_step(model: GenerativeModel, batch: tuple[torch.Tensor, torch.T
             with GlobalBatchRandomness(generator, micro, par.rank * k + j, par.world_size * k):
                 out = model.train_step(part, ctx)
             for name, v in out.items():
-                totals[name] = totals.get(name, 0.0) + float(v) / k
+                v = v.detach().double() if isinstance(v, torch.Tensor) else float(v)
+                totals[name] = totals.get(name, 0.0) + v / k
     finally:
         ctx.end_accumulation()
     return totals
+
+
+def _host_values(values: dict[str, float | torch.Tensor]) -> dict[str, float]:
+    """The logged values as Python floats, with one device-to-host copy per device for the tensors."""
+    read: dict[str, float] = {}
+    for device in {v.device for v in values.values() if isinstance(v, torch.Tensor)}:
+        names = [k for k, v in values.items() if isinstance(v, torch.Tensor) and v.device == device]
+        read.update(zip(names, torch.stack([values[k].reshape(()) for k in names]).tolist(), strict=True))
+    return {k: read[k] if k in read else float(v) for k, v in values.items()}
 
 
 def _local_world_size(par: distributed.DistInfo) -> int:

@@ -193,8 +193,8 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     An existing entry is replaced only with overwrite=True."""
     from genmodels import __version__
     from genmodels.atomic import make_folder, write_bytes, write_text
-    from genmodels.sources import training_cpu_minutes
     from genmodels.run import load_run
+    from genmodels.sources import training_cpu_minutes
     from genmodels.zoo import weights as W
 
     check_name(name)
@@ -253,16 +253,11 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
 def checked_sample_options(family: str, values: dict) -> dict:
     """`values` ({field: value or its text}) checked against the family's sample options: the typed
     values of the fields given (ConfigError naming an unknown field or a bad value)."""
-    import dataclasses
-
-    from genmodels.config import update_dataclass
-    from genmodels.config_checks import validate_options
     from genmodels.models.registry import get_model
+    from genmodels.run.sample_options import USER_LAYER, build_sample_options
 
-    options = get_model(family)[2]()
-    update_dataclass(options, dict(values), "sample option")
-    validate_options(options, "sample")
-    return {k: getattr(options, k) for k in values if k in {f.name for f in dataclasses.fields(options)}}
+    options = build_sample_options(get_model(family)[2], (values, USER_LAYER))   # unknown keys refused
+    return {k: getattr(options, k) for k in values}
 
 
 def train_command(config, recipe: str | None = None) -> str:

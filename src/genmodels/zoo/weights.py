@@ -143,7 +143,8 @@ def load_into(modules: dict[str, torch.nn.Module], tensors: dict[str, torch.Tens
         missing = [k for k in own if k not in stored]
         unexpected = [k for k in stored if k not in own]
         if missing or unexpected:
-            parts = ([f"missing {missing[:5]}"] if missing else []) + ([f"unexpected {unexpected[:5]}"] if unexpected else [])
+            parts = (([f"missing {missing[:5]}"] if missing else [])
+                     + ([f"unexpected {unexpected[:5]}"] if unexpected else []))
             raise CheckpointError(f"{path}: network {net!r} does not match the model: {'; '.join(parts)}")
         state = {}
         for k, target in own.items():

@@ -15,32 +15,35 @@ has the paper's dropout (0.2 on its input, 0.5 on its hidden layers) unless thes
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from genmodels.config_fields import check_choices, param, require
-from genmodels.models.gan.losses import LOSS_KINDS
+from genmodels.models.gan.losses import LossKind
 
-ARCHS = ("auto", "mlp", "dcgan", "goodfellow2014")
-OPTIMIZERS = ("adam", "sgd")
-BETAS = {"pytorch": (0.9, 0.999), "dcgan": (0.5, 0.999), "wgan-gp": (0.0, 0.9)}
-NOISES = ("normal", "uniform", "uniform-sqrt3")
+Arch = Literal["auto", "mlp", "dcgan", "goodfellow2014"]
+Optimizer = Literal["adam", "sgd"]
+AdamBetas = Literal["pytorch", "dcgan", "wgan-gp"]                  # the names of BETAS
+BETAS: dict[AdamBetas, tuple[float, float]] = {"pytorch": (0.9, 0.999), "dcgan": (0.5, 0.999), "wgan-gp": (0.0, 0.9)}
+BetasSetting = Literal["auto", AdamBetas]                          # auto: dcgan for points, pytorch for images
+Noise = Literal["normal", "uniform", "uniform-sqrt3"]               # the prior p_z (also InfoGAN's)
+BatchNormSetting = Literal["auto", "on", "off"]
 
 
 @dataclass
 class GANConfig:
     """[model] table for `name = "gan"`."""
 
-    loss: str = param("nonsaturating", "generator/discriminator objective: nonsaturating (-log D(G(z)), seed "
-                      "Remark 1), minimax (log(1 - D(G(z))), seed eq. 2.3), hinge, or wasserstein (WGAN-GP)",
-                      choices=LOSS_KINDS)
+    loss: LossKind = param("nonsaturating", "generator/discriminator objective: nonsaturating (-log D(G(z)), "
+                           "seed Remark 1), minimax (log(1 - D(G(z))), seed eq. 2.3), hinge, or wasserstein "
+                           "(WGAN-GP)")
     k: int = param(1, "discriminator steps per generator step (Algorithm 2.1); each sees fresh noise and a "
                    "fresh data minibatch. WGAN-GP recommends 5")
     z_dim: int = param(0, "dimension of the noise z ~ p_z (0: 2 for points, 100 for images)")
-    noise: str = param("normal", "noise prior p_z: normal N(0, I), uniform U(-1, 1), or uniform-sqrt3 "
-                       "U(-sqrt 3, sqrt 3), unit variance (the 'uniform' of Goodfellow et al.'s code)", choices=NOISES)
-    arch: str = param("auto", "networks: auto (MLP for points and other image sizes, DCGAN for 28x28/32x32 "
+    noise: Noise = param("normal", "noise prior p_z: normal N(0, I), uniform U(-1, 1), or uniform-sqrt3 "
+                         "U(-sqrt 3, sqrt 3), unit variance (the 'uniform' of Goodfellow et al.'s code)")
+    arch: Arch = param("auto", "networks: auto (MLP for points and other image sizes, DCGAN for 28x28/32x32 "
                       "images), mlp (paper-style MLPs, images flattened), dcgan, or goodfellow2014 (the paper's "
-                      "MNIST nets, images flattened: ReLU G with sigmoid output, maxout D with dropout)",
-                      choices=ARCHS)
+                      "MNIST nets, images flattened: ReLU G with sigmoid output, maxout D with dropout)")
     mlp_width: int = param(0, "hidden width of the MLP G and D (0: 400 for points with g_batchnorm, 256 without, "
                            "1024 for images; 1200 for G with goodfellow2014)")
     mlp_depth: int = param(0, "hidden layers of the MLP G and D (0: 4 for points with g_batchnorm, 3 without, "
@@ -55,19 +58,18 @@ class GANConfig:
     maxout_units: int = param(240, "units of each maxout layer of the goodfellow2014 D (the paper: 240)")
     maxout_pieces: int = param(5, "pieces (affine maps maximised over) of each maxout unit of the goodfellow2014 "
                                "D (the paper: 5)")
-    d_batchnorm: str = param("auto", "batch norm in the DCGAN discriminator: auto (on, except with "
-                             "wasserstein or spectral_norm), on, off", choices=("auto", "on", "off"))
+    d_batchnorm: BatchNormSetting = param("auto", "batch norm in the DCGAN discriminator: auto (on, except with "
+                                          "wasserstein or spectral_norm), on, off")
     label_smoothing: float = param(0.0, "one-sided label smoothing s: real targets 1 - s (Salimans et al. 2016); "
                                    "cross-entropy losses only")
     spectral_norm: bool = param(False, "spectral normalisation of every D layer (Miyato et al. 2018)")
     gp_weight: float = param(10.0, "lambda of the WGAN-GP gradient penalty (loss = wasserstein only)")
-    optimizer: str = param("adam", "optimiser for G and D (the seed allows any gradient-based rule): adam or "
-                           "sgd (with momentum, as in Goodfellow et al.)", choices=OPTIMIZERS)
+    optimizer: Optimizer = param("adam", "optimiser for G and D (the seed allows any gradient-based rule): adam or "
+                                 "sgd (with momentum, as in Goodfellow et al.)")
     lr_g: float = param(0.0, "learning rate of G (0: 1e-4 for points, 2e-4 for images)")
     lr_d: float = param(0.0, "learning rate of D (0: 1e-4 for points, 2e-4 for images)")
-    betas: str = param("auto", "Adam betas: auto (dcgan for points, pytorch for images), pytorch (0.9, 0.999), "
-                       "dcgan (0.5, 0.999; Radford et al.) or wgan-gp (0.0, 0.9; Gulrajani et al.)",
-                       choices=("auto", *BETAS))
+    betas: BetasSetting = param("auto", "Adam betas: auto (dcgan for points, pytorch for images), pytorch (0.9, "
+                                "0.999), dcgan (0.5, 0.999; Radford et al.) or wgan-gp (0.0, 0.9; Gulrajani et al.)")
     momentum: float = param(0.5, "momentum of the sgd optimiser")
     ema: bool = param(False, "ask the trainer to keep an exponential moving average of G's weights")
     pack: int = param(1, "PacGAN packing (Lin et al. 2018): D judges packs of this many samples (all real or "
@@ -75,7 +77,7 @@ class GANConfig:
     conditional: bool = param(False, "class-conditional GAN: labels go into G (one-hot next to z) and D "
                               "(projection); needs labelled data")
 
-    def for_data(self, spec) -> "GANConfig":
+    def for_data(self, spec) -> GANConfig:
         """A copy with the data-dependent defaults (z_dim 0, mlp_width/depth 0, g_batchnorm unset,
         lr 0, betas auto) fixed for this kind of data (`spec`: the DataSpec), and the unset dropout
         probabilities fixed for the arch (the paper's for goodfellow2014, none otherwise)."""

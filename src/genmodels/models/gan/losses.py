@@ -19,7 +19,9 @@ Kinds (`LOSS_KINDS`):
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+import typing
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from genmodels.errors import choice_error
 
 LossKind = Literal["minimax", "nonsaturating", "hinge", "wasserstein"]
-LOSS_KINDS: tuple[str, ...] = ("minimax", "nonsaturating", "hinge", "wasserstein")
+LOSS_KINDS: tuple[str, ...] = typing.get_args(LossKind)
 BCE_KINDS: tuple[str, ...] = ("minimax", "nonsaturating")
 
 

@@ -20,10 +20,11 @@ from torch import nn
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.base import GenerativeModel, eval_mode
+from genmodels.models.gan import views as gan_views
 from genmodels.models.gan.config import BETAS, GANConfig, GANSampleOptions
 from genmodels.models.gan.losses import BCE_KINDS, generator_loss, gradient_penalty
 from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mean_statistics
-from genmodels.models.gan import views as gan_views
+from genmodels.models.optim import adam, sgd
 from genmodels.nets.dcgan import SIZES, DCGANDiscriminator, DCGANGenerator
 from genmodels.nets.gan_mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator, goodfellow2014_generator
 
@@ -119,8 +120,8 @@ class GAN(GenerativeModel):
 
     def _optimizer(self, net: nn.Module, lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "sgd":
-            return torch.optim.SGD(net.parameters(), lr=lr, momentum=self.config.momentum)
-        return torch.optim.Adam(net.parameters(), lr=lr, betas=BETAS[self.config.betas])
+            return sgd(net.parameters(), lr=lr, momentum=self.config.momentum)
+        return adam(net.parameters(), lr=lr, betas=BETAS[self.config.betas])
 
     # ----------------------------------------------------------------- the contract
     def modules(self) -> dict[str, nn.Module]:
@@ -162,7 +163,7 @@ class GAN(GenerativeModel):
             return None
         return torch.randint(self.num_classes, (m,), generator=generator, device=self.device)
 
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, float]:
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, torch.Tensor]:
         """One iteration of Algorithm 2.1: k discriminator steps, each on fresh noise and a fresh
         data minibatch (`batch` for the first, `ctx.next_batch()` for the others), then one
         generator step on fresh noise. Returns loss_D, D_x, D_G_z (means over the k steps),
@@ -199,7 +200,7 @@ class GAN(GenerativeModel):
             fake_logits = self.discriminate(self.G(z, y_fake), y_fake)
             loss_G = generator_loss(fake_logits, cfg.loss)                   # step 8 (Remark 1 or eq. 2.3)
         ctx.optimize(loss_G, self.opt_G, [self.G])
-        return {**mean_statistics(d_steps), "loss_G": float(loss_G.detach())}
+        return {**mean_statistics(d_steps), "loss_G": loss_G.detach().float()}
 
     def _remember(self, x: torch.Tensor) -> None:
         """Keep the first real 2-D points seen, to draw the data under the decision surface."""

@@ -32,7 +32,8 @@ def fresh_minibatches(batch, ctx, k: int) -> Iterator:
 
 
 def discriminator_step(ctx, optimizer: torch.optim.Optimizer, nets: Sequence[nn.Module],
-                       scores: Callable[[], Scores], kind: str, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+                       scores: Callable[[], Scores], kind: str,
+                       label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
     """One discriminator update (Algorithm 2.1, step 5): descend discriminator_loss(real, generated)
     = -V(D, G) (seed eq. 2.1, from logits) plus the weighted penalties from `scores()`, which runs
     under the trainer's autocast. Returns detached scalars: loss_D (without penalties), D_x and
@@ -53,8 +54,9 @@ def discriminator_step(ctx, optimizer: torch.optim.Optimizer, nets: Sequence[nn.
     return stats
 
 
-def mean_statistics(steps: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    """The per-step figures of `discriminator_step` averaged over the k steps (one sync for all)."""
+def mean_statistics(steps: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The per-step figures of `discriminator_step` averaged over the k steps, as 0-dim tensors (the
+    trainer reads them back when it logs)."""
     names = list(steps[0])
-    means = torch.stack([torch.stack([s[n] for n in names]) for s in steps]).mean(0).tolist()
-    return dict(zip(names, means))
+    means = torch.stack([torch.stack([s[n] for n in names]) for s in steps]).mean(0)
+    return dict(zip(names, means.unbind(), strict=True))

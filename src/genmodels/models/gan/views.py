@@ -8,8 +8,8 @@ lacks samples and low where samples lack data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -66,7 +66,7 @@ class Codes:
 
     def to_input(self, spec: CodeSpec) -> torch.Tensor:
         """c as G's input: (m, spec.input_dim) = [one_hot(c_cat_0), ..., c_cont]."""
-        parts = [F.one_hot(c, k).to(self.cont.dtype) for c, k in zip(self.cat, spec.categorical)]
+        parts = [F.one_hot(c, k).to(self.cont.dtype) for c, k in zip(self.cat, spec.categorical, strict=True)]
         return torch.cat(parts + [self.cont], dim=1)
 
 

@@ -6,13 +6,14 @@ codes, Adam with learning rates 2e-4 (D and Q) and 1e-3 (G)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from genmodels.config_fields import check_choices, param, require
-from genmodels.models.gan.config import BETAS, NOISES
+from genmodels.models.gan.config import AdamBetas, Noise
 from genmodels.models.infogan.codes import CodeSpec
 
-ARCHS = ("auto", "conv", "mlp")
-GAN_LOSSES = ("nonsaturating", "minimax", "hinge")   # the GAN losses that need no gradient penalty
+Arch = Literal["auto", "conv", "mlp"]
+GANLoss = Literal["nonsaturating", "minimax", "hinge"]   # the GAN losses that need no gradient penalty
 
 
 @dataclass
@@ -22,17 +23,16 @@ class InfoGANConfig:
     categorical: list[int] = param([10], "K of each categorical code c_i ~ Cat(K) (comma-separated; [] for none)")
     continuous: int = param(2, "number of continuous codes c_j ~ Uniform(-1, 1)")
     z_dim: int = param(62, "dimension of the incompressible noise z")
-    noise: str = param("uniform", "prior of z: uniform U(-1, 1) (the paper's code) or normal N(0, I)",
-                       choices=NOISES)
+    noise: Noise = param("uniform", "prior of z: uniform U(-1, 1) (the paper's code) or normal N(0, I)")
     lambda_cat: float = param(1.0, "weight lambda of L_I for the categorical codes (Chen et al. eq. 6)")
     lambda_cont: float = param(1.0, "weight lambda of L_I for the continuous codes (1 as in the authors' MNIST "
                                "code; the paper suggests smaller values when the scales differ, e.g. 0.1)")
     learn_var: bool = param(False, "Q outputs a log-variance for each continuous code (else unit variance)")
-    loss: str = param("nonsaturating", "the GAN part V(D, G): nonsaturating (seed Remark 1), minimax (seed "
-                      "eq. 2.3) or hinge", choices=GAN_LOSSES)
+    loss: GANLoss = param("nonsaturating", "the GAN part V(D, G): nonsaturating (seed Remark 1), minimax (seed "
+                          "eq. 2.3) or hinge")
     k: int = param(1, "discriminator steps per generator step (Algorithm 2.1)")
-    arch: str = param("auto", "networks: auto (the paper's conv nets for 28x28/32x32 images, else MLPs), conv, "
-                      "or mlp", choices=ARCHS)
+    arch: Arch = param("auto", "networks: auto (the paper's conv nets for 28x28/32x32 images, else MLPs), conv, "
+                       "or mlp")
     width: int = param(64, "channels of the first conv layer of D (G's last hidden up-conv); the paper: 64")
     hidden: int = param(1024, "width of the fully connected layer of G and of D's body; the paper: 1024")
     q_hidden: int = param(128, "width of Q's own hidden layer; the paper: 128")
@@ -40,8 +40,7 @@ class InfoGANConfig:
     mlp_depth: int = param(2, "hidden layers of the MLP nets (arch = mlp)")
     lr_g: float = param(1e-3, "Adam learning rate of G")
     lr_d: float = param(2e-4, "Adam learning rate of D and Q (which share D's body)")
-    betas: str = param("dcgan", "Adam betas: dcgan (0.5, 0.999), pytorch (0.9, 0.999) or wgan-gp (0.0, 0.9)",
-                       choices=tuple(BETAS))
+    betas: AdamBetas = param("dcgan", "Adam betas: dcgan (0.5, 0.999), pytorch (0.9, 0.999) or wgan-gp (0.0, 0.9)")
     ema: bool = param(False, "ask the trainer to keep an exponential moving average of G's weights")
 
     def code_spec(self) -> CodeSpec:

@@ -68,7 +68,7 @@ def info_terms(q: QOutput, codes: Codes, spec: CodeSpec) -> dict[str, torch.Tens
     (Chen et al. eq. 5), each a scalar that keeps the graph to Q and, through x = G(z, c), to G."""
     H = spec.entropy()
     terms = {}
-    for i, (logits, c) in enumerate(zip(q.cat_logits, codes.cat)):
+    for i, (logits, c) in enumerate(zip(q.cat_logits, codes.cat, strict=True)):
         terms[f"cat{i}"] = categorical_log_q(logits, c).mean() + H[f"cat{i}"]
     if spec.continuous:
         log_q = gaussian_log_q(codes.cont, q.mean, q.log_var).mean(0)        # (L,)

@@ -33,6 +33,7 @@ from genmodels.models.infogan.codes import Codes, sample_codes
 from genmodels.models.infogan.config import InfoGANConfig, InfoGANSampleOptions
 from genmodels.models.infogan.mi import QOutput, info_loss, info_terms, q_output_dim, split_q
 from genmodels.models.infogan.traversal import grid_shape, traversal_codes
+from genmodels.models.optim import adam
 from genmodels.nets.dcgan import SIZES
 from genmodels.nets.gan_mlp import MLPGenerator
 from genmodels.nets.infogan_nets import InfoGANBody, InfoGANGenerator, MLPBody, QHead, SharedDiscriminator
@@ -69,7 +70,7 @@ def frozen(*nets: nn.Module):
             p.requires_grad_(False)
         yield
     finally:
-        for p, flag in zip(params, flags):
+        for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
 
 
@@ -91,9 +92,9 @@ class InfoGAN(GenerativeModel):
         self.D = SharedDiscriminator(body).to(self.device)
         self.Q = QHead(body.out_dim, q_output_dim(self.codes, config.learn_var), config.q_hidden).to(self.device)
         betas = BETAS[config.betas]
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_G = adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         # D and Q share the body: one optimiser over D (body + head) and Q's head, as in the authors' code
-        self.opt_D = torch.optim.Adam([*self.D.parameters(), *self.Q.parameters()], lr=config.lr_d, betas=betas)
+        self.opt_D = adam([*self.D.parameters(), *self.Q.parameters()], lr=config.lr_d, betas=betas)
         self._recent: deque[tuple[torch.Tensor, torch.Tensor]] = deque()   # (codes, labels) on real data
         self._recent_n = 0
 
@@ -138,7 +139,7 @@ class InfoGAN(GenerativeModel):
         return info_loss(terms, self.config.lambda_cat, self.config.lambda_cont)
 
     # ----------------------------------------------------------------- training
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, float]:
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, torch.Tensor | float]:
         """k discriminator/Q steps (each on a fresh data minibatch and fresh (z, c)), then one generator
         step. Logs loss_D, loss_G, D_x, D_G_z (as for the GAN), L_I and L_I_<code> (nats, from the
         generator step), H_<code> = log K for each categorical code (the most its L_I can reach),
@@ -168,11 +169,11 @@ class InfoGAN(GenerativeModel):
             ctx.optimize(loss_GI, self.opt_G, [self.G])
 
         d = mean_statistics(d_steps)
-        out = {"loss_D": d["loss_D"], "loss_G": float(loss_G.detach()), "D_x": d["D_x"], "D_G_z": d["D_G_z"],
-               "L_I": float(sum(t.detach() for t in terms.values()))}
+        out = {"loss_D": d["loss_D"], "loss_G": loss_G.detach().float(), "D_x": d["D_x"], "D_G_z": d["D_G_z"],
+               "L_I": sum(t.detach() for t in terms.values())}
         H = self.codes.entropy()
         for name, L_I in terms.items():
-            out[f"L_I_{name}"] = float(L_I.detach())
+            out[f"L_I_{name}"] = L_I.detach()
             if name.startswith("cat"):
                 out[f"H_{name}"] = H[name]
         if self._recent_n:

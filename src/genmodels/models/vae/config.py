@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from genmodels.config_fields import check_choices, param, require
-from genmodels.models.vae.decoders import DECODERS
-from genmodels.nets.mlp import ACTIVATIONS
+from genmodels.models.vae.decoders import DecoderName
+from genmodels.nets.mlp import Activation
 
-NETS = ("mlp", "conv")
-BINARIZE = ("dynamic", "static", "none")
-OBJECTIVES = ("elbo", "iwae")
+Net = Literal["mlp", "conv"]
+Binarization = Literal["dynamic", "static", "none"]
+Objective = Literal["elbo", "iwae"]
 
 
 @dataclass
@@ -19,25 +20,25 @@ class VAEConfig:
     importance-weighted training (IWAE, Burda et al. 2015)."""
 
     latent_dim: int = param(50, "dimension L of z (2 gives a latent-space map)")
-    net: str = param("mlp", "encoder/decoder networks", choices=NETS)
+    net: Net = param("mlp", "encoder/decoder networks")
     hidden: list[int] = param([500, 500], "MLP hidden widths (784-500-500-50 is Burda et al.'s VAE)")
     channels: int = param(32, "conv nets: channels of the first conv layer")
     conv_hidden: int = param(256, "conv nets: width of the fully connected layer")
-    activation: str = param("relu", "hidden-layer activation", choices=tuple(ACTIVATIONS))
-    decoder: str = param("bernoulli", "likelihood p(x|z)", choices=DECODERS)
+    activation: Activation = param("relu", "hidden-layer activation")
+    decoder: DecoderName = param("bernoulli", "likelihood p(x|z)")
     sigma: float = param(0.1, "std of the fixed-variance 'gaussian' decoder (data in [-1, 1])")
-    binarize: str = param("dynamic", "bernoulli decoder: resample {0,1} pixels from p=(x+1)/2 every batch "
-                          "(dynamic), threshold at 0.5 (static), or use grey levels as targets (none)",
-                          choices=BINARIZE)
-    objective: str = param("elbo", "training loss: the ELBO, -(E_q[log p(x|z)] - beta KL) with the KL in closed form, "
-                           "or iwae, -L_k = -log (1/k) sum_j p(x, z_j) / q(z_j|x) (Burda et al. 2015, eq. 8)",
-                           choices=OBJECTIVES)
+    binarize: Binarization = param("dynamic", "bernoulli decoder: resample {0,1} pixels from p=(x+1)/2 every batch "
+                                   "(dynamic), threshold at 0.5 (static), or use grey levels as targets (none)")
+    objective: Objective = param("elbo", "training loss: the ELBO, -(E_q[log p(x|z)] - beta KL) with the KL in "
+                                 "closed form, or iwae, -L_k = -log (1/k) sum_j p(x, z_j) / q(z_j|x) (Burda et al. "
+                                 "2015, eq. 8)")
     k: int = param(1, "importance samples per example during training (iwae: the k of L_k; elbo: the ELBO "
                       "averaged over k draws of z); costs k decoder passes per example")
     beta: float = param(1.0, "weight of the KL term (beta-VAE; 1 = the ELBO)")
     kl_warmup_steps: int = param(0, "linear warm-up of the KL weight from 0 to beta over this many steps (0 = off)")
     lr: float = param(1e-3, "Adam learning rate")
-    eval_seed: int = param(0, "seed of the fixed binarisation of evaluation data (and of the IWAE samples when no generator is given)")
+    eval_seed: int = param(0, "seed of the fixed binarisation of evaluation data (and of the IWAE samples when no "
+                              "generator is given)")
 
     def validate(self) -> None:
         check_choices(self, "model")
@@ -63,7 +64,8 @@ class VAEConfig:
 class VAESampleOptions:
     """Options of `genmodels sample` for a VAE run."""
 
-    mean: bool = param(True, "return the decoder mean E[x|z] (e.g. Bernoulli probabilities) instead of a draw from p(x|z)")
+    mean: bool = param(True, "return the decoder mean E[x|z] (e.g. Bernoulli probabilities) instead of a draw "
+                             "from p(x|z)")
     temperature: float = param(1.0, "scale of the prior draw z ~ N(0, temperature^2 I)")
 
     def validate(self) -> None:

@@ -11,6 +11,8 @@ The likelihood also fixes the space the model works in: the Bernoulli decoder mo
 from __future__ import annotations
 
 import math
+import typing
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -229,7 +231,8 @@ class DiscretizedGaussian(Likelihood):
         return quantize(params[:, 0] + sigma * _randn_like(params[:, 0], generator))
 
 
-DECODERS = ("bernoulli", "gaussian", "gaussian_learned", "discretized_logistic", "discretized_gaussian")
+DecoderName = Literal["bernoulli", "gaussian", "gaussian_learned", "discretized_logistic", "discretized_gaussian"]
+DECODERS = typing.get_args(DecoderName)
 
 
 def make_likelihood(name: str, sigma: float = 0.1) -> Likelihood:

@@ -11,8 +11,8 @@ IWAE evaluation bound (`iwae_bound`) both use it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -30,7 +30,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     mu, logvar: (N, L) with logvar = log sigma^2. Returns (N,).
     """
-    return 0.5 * (mu ** 2 + torch.exp(logvar) - logvar - 1).sum(-1)   # SPEC 1: KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)
+    # SPEC 1: KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)
+    return 0.5 * (mu ** 2 + torch.exp(logvar) - logvar - 1).sum(-1)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,

@@ -12,10 +12,11 @@ import math
 import torch
 
 from genmodels.data import dynamic_binarize
-from genmodels.data.dataset import DataSpec, Dataset
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
-from genmodels.models.vae import views as vae_views
 from genmodels.models.base import GenerativeModel
+from genmodels.models.optim import adam
+from genmodels.models.vae import views as vae_views
 from genmodels.models.vae.config import VAEConfig, VAESampleOptions
 from genmodels.models.vae.decoders import make_likelihood, quantize
 from genmodels.models.vae.elbo import elbo, iwae, iwae_bound
@@ -52,7 +53,7 @@ class VAE(GenerativeModel):
                 raise ConfigError(f"model.net 'conv': {e}") from e
         self.encoder.to(self.device)
         self.decoder.to(self.device)
-        self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.decoder.parameters()], lr=config.lr)
+        self.opt = adam([*self.encoder.parameters(), *self.decoder.parameters()], lr=config.lr)
         self.recent: torch.Tensor | None = None   # last training images (data space), for views()
 
     # ---- data space <-> model space -------------------------------------------------------
@@ -77,7 +78,7 @@ class VAE(GenerativeModel):
         return self.config.beta * (min(1.0, (step + 1) / w) if w > 0 else 1.0)
 
     # ---- training ------------------------------------------------------------------------------
-    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, float]:
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], ctx) -> dict[str, torch.Tensor | float]:
         """One Adam step on -(E_q[log p(x|z)] - beta_t KL) averaged over the minibatch (objective
         'elbo', E_q over k draws of z), or on -L_k, the IWAE bound with k samples (objective 'iwae';
         logs `iwae` = mean L_k as well). The k draws of an example share one binarisation of x."""
@@ -91,16 +92,17 @@ class VAE(GenerativeModel):
                 t = iwae(x_m, self.encoder, self.decoder, self.likelihood, k=self.config.k, generator=ctx.generator)
                 loss = -t.bound.float().mean()                            # -L_k (Burda et al. eq. 8)
             ctx.optimize(loss, self.opt, [self.encoder, self.decoder])
-            return {"loss": loss.item(), "iwae": -loss.item(), "elbo": t.elbo.mean().item(),
-                    "rec": t.rec.mean().item(), "kl": t.kl.mean().item()}
+            loss = loss.detach()                       # tensors: the trainer reads them when it logs
+            return {"loss": loss, "iwae": -loss, "elbo": t.elbo.detach().mean(), "rec": t.rec.detach().mean(),
+                    "kl": t.kl.detach().mean()}
         beta_t = self.kl_weight(ctx.step)
         with ctx.autocast():
             terms = elbo(x_m, self.encoder, self.decoder, self.likelihood, beta=beta_t, k=self.config.k,
                          generator=ctx.generator)
             loss = -terms.objective.float().mean()
         ctx.optimize(loss, self.opt, [self.encoder, self.decoder])
-        return {"loss": loss.item(), "elbo": terms.elbo.mean().item(), "rec": terms.rec.mean().item(),
-                "kl": terms.kl.mean().item(), "beta": beta_t}
+        return {"loss": loss.detach(), "elbo": terms.elbo.detach().mean(), "rec": terms.rec.detach().mean(),
+                "kl": terms.kl.detach().mean(), "beta": beta_t}
 
     # ---- sampling / reconstruction ---------------------------------------------------------------
     @torch.no_grad()

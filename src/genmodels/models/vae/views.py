@@ -38,7 +38,8 @@ def latent_map(model, n: int = 20) -> torch.Tensor:
     return tile(model.decode(z), nrow=n)
 
 
-def all_views(model, generator: torch.Generator | None, x: torch.Tensor | None, n_samples: int = 64) -> dict[str, torch.Tensor]:
+def all_views(model, generator: torch.Generator | None, x: torch.Tensor | None,
+              n_samples: int = 64) -> dict[str, torch.Tensor]:
     """The family's report grids: samples always; reconstructions and interpolations when images
     x (at least 2) are given; the latent map when the latent is 2-D."""
     out = {"samples": tile(model.sample(n_samples, generator=generator), nrow=8)}

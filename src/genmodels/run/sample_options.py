@@ -1,0 +1,56 @@
+"""A family's sample options, built in one place from the layers that set them.
+
+`genmodels sample`, `evaluate`, `compare` and `zoo export` take a family's sampling options (the
+fields of its `sample_options` dataclass) from the same layers, each later one winning:
+
+    the dataclass defaults  <  a zoo entry's card (`LoadedRun.sample_defaults`)  <  what the user gave
+
+What the user gave is typed flags (`--sampler dpm++ --steps 20`) or their text alias
+`--sample-option KEY=VALUE` (`parse_pairs`), both {field: text}. `build_sample_options` applies
+the layers, parsing each value by its field's type (`genmodels.config.coerce`), and checks the
+result: choices, finite numbers and the dataclass's own `validate()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from genmodels.config import update_dataclass
+from genmodels.config_checks import validate_options
+from genmodels.errors import ConfigError
+from genmodels.run.load import LoadedRun
+
+ALIAS = "--sample-option"        # the KEY=VALUE spelling of a sample option on every command
+CARD_LAYER = "the zoo entry's sample options"
+USER_LAYER = "sample option"
+
+
+def parse_pairs(pairs: Iterable[str], flag: str = ALIAS, example: str = "sampler=dpm++") -> dict[str, str]:
+    """{field: text} of KEY=VALUE strings (a dash in KEY reads as an underscore, as in the flags);
+    ConfigError naming the flag for one without '=' or without a key."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {example}")
+        values[key.strip().replace("-", "_")] = value.strip()
+    return values
+
+
+def build_sample_options(options_cls: type, *layers: tuple[Mapping[str, Any], str]) -> Any:
+    """An instance of `options_cls` with each (values, where) layer applied in turn, then checked.
+    Values may be typed or text; `where` names the layer in a ConfigError (an unknown key lists the
+    valid ones, a bad value names the field and its type)."""
+    options = options_cls()
+    for values, where in layers:
+        update_dataclass(options, dict(values), where)
+    validate_options(options, "sample")
+    return options
+
+
+def run_sample_options(loaded: LoadedRun, given: Mapping[str, Any] | None = None) -> Any:
+    """The options instance a loaded run samples with: its family's defaults, the zoo entry's
+    (for zoo:NAME), then `given` ({field: value or text} from the command line)."""
+    return build_sample_options(loaded.model.sample_options, (loaded.sample_defaults, CARD_LAYER),
+                                (given or {}, USER_LAYER))
