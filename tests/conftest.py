@@ -18,6 +18,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def as_floats(logs: dict) -> dict[str, float]:
+    """A train_step's logged values as Python floats: models return 0-dim tensors, read only when
+    logged (the hot path has no host reads, docs/scaling.md), and pytest.approx takes numbers."""
+    return {k: float(v) for k, v in logs.items()}
+
+
 class FakeContext:
     """The whole StepContext of `genmodels.models.base`, for calling a model's `train_step` without a
     trainer: fp32 (`autocast` is a no-op), plain optimiser steps (no clipping, no grad scaler), one

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import FakeContext
+from conftest import FakeContext, as_floats
 
 from genmodels.data import load
 from genmodels.data.dataset import Dataset, DataSpec
@@ -76,7 +76,7 @@ def test_kl_warmup_and_beta():
     assert [model.kl_weight(s) for s in (0, 49, 99, 500)] == pytest.approx([0.04, 2.0, 4.0, 4.0])
     ctx = FakeContext()
     ctx.step = 49
-    out = model.train_step((torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8)), ctx)
+    out = as_floats(model.train_step((torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8)), ctx))
     assert out["beta"] == pytest.approx(2.0)
     assert out["loss"] == pytest.approx(-(out["rec"] - 2.0 * out["kl"]), rel=1e-5)
 
