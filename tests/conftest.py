@@ -33,7 +33,7 @@ class FakeContext:
     (`batches_served`). The trainer's own implementation is `genmodels.training.context.TrainContext`."""
 
     def __init__(self, x=None, y=None, batch_size=64, seed=0):
-        self.step, self.device = 0, torch.device("cpu")
+        self.step, self.device, self.reads = 0, torch.device("cpu"), True
         self.generator = torch.Generator().manual_seed(seed)
         self.data_generator = torch.Generator().manual_seed(seed + 1)
         self.x, self.y, self.batch_size = x, y, batch_size

@@ -123,7 +123,7 @@ def test_importance_sampler_history_fills_from_the_l_vlb_terms_and_changes_the_d
     ctx = FakeContext()
     for _ in range(6):                                            # 6 x 64 draws fill 10 values for each of 10 steps
         model.train_step((data.x[:64], torch.full((64,), -1)), ctx)
-    assert int(model.t_sampler.counts.min()) == 10
+    assert int(model.t_sampler.counts.min()) >= 10 and int(model.t_sampler.counts.sum()) == 6 * 64
     p = model.t_sampler.probabilities()
     assert float(p.max() / p.min()) > 2 and float(p.sum()) == pytest.approx(1.0)
 
@@ -178,7 +178,7 @@ def test_resumed_training_with_importance_sampling_matches_an_uninterrupted_run(
     assert main(["train", "ddpm", *TRAIN, *extra, "--steps", "3", "--out", str(split)]) == 0
     assert main(["train", "ddpm", *TRAIN, *extra, "--steps", "6", "--out", str(split), "--resume"]) == 0
     a, b = load_checkpoint(whole / "checkpoints" / "latest.pt"), load_checkpoint(split / "checkpoints" / "latest.pt")
-    assert a["modules"]["t_sampler"]["counts"].tolist() == [10] * 10        # history full: p in use
+    assert int(a["modules"]["t_sampler"]["counts"].min()) >= 10             # history full: p in use
     for name in a["modules"]:
         for key, value in a["modules"][name].items():
             assert torch.equal(value, b["modules"][name][key]), (name, key)

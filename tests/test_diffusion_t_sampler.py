@@ -36,14 +36,57 @@ def test_probabilities_are_uniform_until_every_history_is_full_then_follow_the_r
     assert float(p.sum()) == pytest.approx(1.0) and float(p.min()) > 0     # p_t > 0 even where L_t = 0
 
 
-def test_history_keeps_the_last_values_per_step_in_order():
+def test_history_keeps_the_last_values_per_step_in_ring_order():
     history, counts = torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, dtype=torch.long)
     push_history(history, counts, torch.tensor([1, 2, 1, 1, 3]), torch.tensor([1.0, 5.0, 2.0, 3.0, 7.0]))
-    assert history.tolist() == [[2.0, 3.0], [5.0, 0.0], [7.0, 0.0]] and counts.tolist() == [2, 1, 1]
+    # step 1 got 1, 2, 3: the third value overwrote the first in slot 0
+    assert history.tolist() == [[3.0, 2.0], [5.0, 0.0], [7.0, 0.0]] and counts.tolist() == [3, 1, 1]
     sampler = ImportanceTimestepSampler(3, history=2)
     sampler.update(torch.tensor([3, 3, 3]), torch.tensor([1.0, 2.0, 4.0]))
-    assert sampler.history[2].tolist() == [2.0, 4.0] and sampler.counts.tolist() == [0, 0, 2]
+    assert sorted(sampler.history[2].tolist()) == [2.0, 4.0] and sampler.counts.tolist() == [0, 0, 3]
     assert set(sampler.state_dict()) == {"history", "counts"} and not list(sampler.parameters())
+
+
+def test_history_matches_a_per_value_loop_with_many_draws_of_one_step():
+    """Against the obvious loop (a deque of the last H values per step), over batches in which some
+    steps are drawn far more than H times: the same values per row, the same counts."""
+    T, H = 7, 3
+    history, counts = torch.zeros(T, H, dtype=torch.float64), torch.zeros(T, dtype=torch.long)
+    rows: list[list[float]] = [[] for _ in range(T)]
+    seen = [0] * T
+    g = torch.Generator().manual_seed(5)
+    for _ in range(20):
+        p = torch.softmax(3 * torch.randn(T, generator=g), 0)                       # often one dominant step
+        t = torch.multinomial(p, 40, replacement=True, generator=g) + 1
+        values = torch.randn(40, generator=g, dtype=torch.float64)
+        push_history(history, counts, t, values)
+        for step, v in zip(t.tolist(), values.tolist(), strict=True):
+            rows[step - 1] = (rows[step - 1] + [v])[-H:]
+            seen[step - 1] += 1
+        assert counts.tolist() == seen
+        for r in range(T):
+            filled = sorted(history[r, :min(int(counts[r]), H)].tolist())
+            assert filled == sorted(rows[r]), (r, filled, rows[r])
+    assert int(counts.sum()) == 20 * 40
+
+
+def test_probabilities_and_updates_read_nothing_back_to_the_host():
+    reads = []
+
+    class Reads(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in {"item", "tolist", "numpy", "__bool__", "__float__", "__int__"}:
+                reads.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    sampler = ImportanceTimestepSampler(5, history=2)
+    with Reads():
+        for _ in range(4):
+            t, w = sampler.sample(8, torch.Generator().manual_seed(0), "cpu")
+            sampler.update(t, torch.rand(8, dtype=torch.float64) + 0.1)
+    assert reads == []
+    p = sampler.probabilities()
+    assert int(sampler.counts.min()) >= 2 and float(p.max() / p.min()) != 1.0
 
 
 def test_draws_follow_p_and_weights_are_one_over_T_p():

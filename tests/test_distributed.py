@@ -137,7 +137,7 @@ def test_ddpm_importance_sampled_t_two_processes_equal_one(tmp_path):
     torchrun(2, [*DDPM, *extra, "--out", str(two), *COMMON], tmp_path)
     train_here([*DDPM, *extra, "--out", str(one), *COMMON])
     a, b = state(two), state(one)
-    assert a["modules"]["t_sampler"]["counts"].tolist() == [10] * 5
+    assert int(a["modules"]["t_sampler"]["counts"].min()) >= 10             # full: p in use
     assert torch.equal(a["modules"]["t_sampler"]["counts"], b["modules"]["t_sampler"]["counts"])
     assert_close_states(a, b)
 

@@ -31,17 +31,18 @@ UNIFORM_SHARE = 1e-3     # share of the uniform distribution mixed into p (keeps
 def importance_probabilities(history: torch.Tensor, counts: torch.Tensor,
                              uniform_share: float = UNIFORM_SHARE) -> torch.Tensor:
     """p_t proportional to sqrt(mean of the stored L_t^2), mixed with `uniform_share` of the uniform
-    distribution; uniform until every step holds a full history.
+    distribution; uniform until every step holds a full history (or while the history sums to 0).
 
-    history: (T, H) float, the last H values of L_t per step (row t-1 for step t); counts: (T,)
-    int, how many of the H slots of each row are filled. Returns (T,) float64 summing to 1."""
+    history: (T, H) float, the last H values of L_t per step (row t-1 for step t; their order does
+    not matter); counts: (T,) int, how many values each row has received (full from H on).
+    Returns (T,) float64 summing to 1. Decided on the device: nothing is read back to the host."""
     T, H = history.shape
-    if bool((counts < H).any()):
-        return torch.full((T,), 1.0 / T, dtype=torch.float64, device=history.device)
     rms = history.double().pow(2).mean(dim=1).sqrt()                     # sqrt(E[L_t^2])
-    if not bool(rms.sum() > 0):
-        return torch.full((T,), 1.0 / T, dtype=torch.float64, device=history.device)
-    return (1.0 - uniform_share) * rms / rms.sum() + uniform_share / T
+    total = rms.sum()
+    follow = (counts >= H).all() & (total > 0)                           # False for a NaN total too
+    uniform = torch.full((T,), 1.0 / T, dtype=torch.float64, device=history.device)
+    weighted = (1.0 - uniform_share) * rms / torch.where(follow, total, 1.0) + uniform_share / T
+    return torch.where(follow, weighted, uniform)
 
 
 def draw_timesteps(p: torch.Tensor, n: int, generator: torch.Generator | None,
@@ -62,27 +63,42 @@ def importance_weights(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (1.0 / (T * p.to(t.device)[t - 1])).float()
 
 
+@torch.no_grad()
 def push_history(history: torch.Tensor, counts: torch.Tensor, t: torch.Tensor, values: torch.Tensor) -> None:
-    """Append values[i] to the history of step t[i], in the order given, dropping the oldest value
-    of a full row (in place). history (T, H), counts (T,), t (N,) 1-based, values (N,)."""
-    hist, cnt = history.cpu().numpy(), counts.cpu().numpy()             # views when on the CPU
-    H = hist.shape[1]
-    for step, value in zip(t.cpu().tolist(), values.detach().double().cpu().tolist(), strict=True):
-        row = step - 1
-        if cnt[row] == H:
-            hist[row, :-1] = hist[row, 1:].copy()
-            hist[row, -1] = value
-        else:
-            hist[row, cnt[row]] = value
-            cnt[row] += 1
-    if history.device.type != "cpu":
-        history.copy_(torch.from_numpy(hist))
-        counts.copy_(torch.from_numpy(cnt))
+    """Append values[i] to the history of step t[i], in the order given, in place: each row is a
+    ring of H slots, and the j-th value a step ever receives (j = 0, 1, ...) goes to slot j mod H,
+    overwriting the oldest once the row is full. counts (T,) counts the values each row received.
+    history (T, H), t (N,) 1-based, values (N,). Computed on the device, with no host read: the
+    rank of each value among the batch's values of its step comes from a stable sort, and of a
+    step drawn more than H times in one batch only its last H values are written."""
+    T, H = history.shape
+    rows = (t.reshape(-1) - 1).long()
+    n = rows.numel()
+    if n == 0:
+        return
+    order = torch.sort(rows, stable=True).indices
+    sorted_rows = rows[order]
+    index = torch.arange(n, device=rows.device)
+    starts = torch.ones(n, dtype=torch.bool, device=rows.device)
+    starts[1:] = sorted_rows[1:] != sorted_rows[:-1]
+    first = torch.cummax(torch.where(starts, index, 0), dim=0).values   # where each run of one step begins
+    rank = torch.empty_like(index)
+    rank[order] = index - first                                          # 0, 1, ... within a step, in order
+    new = torch.bincount(rows, minlength=T)
+    kept = rank >= new[rows] - H                                         # the last H of each step's values
+    slots = (counts[rows] + rank) % H
+    # the dropped values go to a spare last cell, so every kept (row, slot) is written exactly once
+    flat = torch.cat([history.reshape(-1), history.new_zeros(1)])
+    target = torch.where(kept, rows * H + slots, T * H)
+    flat[target] = values.detach().reshape(-1).to(history.dtype)
+    history.copy_(flat[:-1].view(T, H))
+    counts.add_(new)
 
 
 class ImportanceTimestepSampler(nn.Module):
     """The state of Nichol & Dhariwal's importance sampler: buffers `history` (T, 10) float64 (the
-    last values of each L_t, nats per dimension) and `counts` (T,) int64. No parameters."""
+    last values of each L_t, nats per dimension, in ring order) and `counts` (T,) int64 (the values
+    each step has received). No parameters. Drawing and updating read nothing back to the host."""
 
     history: torch.Tensor                   # the buffers registered in __init__
     counts: torch.Tensor

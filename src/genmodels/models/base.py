@@ -47,6 +47,9 @@ class StepContext(Protocol):
     `genmodels.training.context.TrainContext` implements it; the tests' `FakeContext` too."""
 
     step: int                    # global step being computed (0-based)
+    reads: bool                  # whether this step's logged values are read (a log, sample or checkpoint
+    #                              step): host-side diagnostics (e.g. InfoGAN's code accuracy) may be left
+    #                              out of train_step's values when False, so the step reads nothing back
     generator: torch.Generator   # the run's explicit RNG for noise, timesteps, codes (on model device)
     device: torch.device
 

@@ -186,13 +186,26 @@ class _Standardiser(nn.Module):
         self.register_buffer("shift", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        self._fitted: bool | None = False      # `fitted` on the host; None: read it once (after a load)
+        self.register_load_state_dict_post_hook(_forget_fitted)
+
+    def is_fitted(self) -> bool:
+        """Whether shift and scale are fixed: one host read after a load, none otherwise."""
+        if self._fitted is None:
+            self._fitted = bool(self.fitted)
+        return self._fitted
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> None:  # noqa: D102
-        if not bool(self.fitted) and x.shape[0] > 1:
+        if not self.is_fitted() and x.shape[0] > 1:
             self.shift.copy_(x.mean(0))
             self.scale.copy_(x.std(0).clamp(min=1e-6))
             self.fitted.fill_(True)
+            self._fitted = True
+
+
+def _forget_fitted(module: _Standardiser, incompatible_keys) -> None:
+    module._fitted = None
 
 
 class DDPM(GenerativeModel):
@@ -261,7 +274,7 @@ class DDPM(GenerativeModel):
         x, y = batch
         x = x.to(self.device, torch.float32)
         gather = ctx.global_batch
-        if not self.is_image:
+        if not self.is_image and not self.standardiser.is_fitted():
             # fitted on the global batch so that it does not depend on the number of processes
             self.standardiser.fit(gather(x))
         x0 = self._to_model_space(x)

@@ -51,6 +51,7 @@ class TrainContext:
         check_precision(precision, device)
         self.dist = dist
         self.step = 0
+        self.reads = True                   # the trainer sets it before each step (StepContext.reads)
         self.device = device
         self.generator = generator
         self.precision = precision

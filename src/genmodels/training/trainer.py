@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from genmodels.config import RunConfig, dataclass_to_dict
+from genmodels.config import RunConfig, TrainerConfig, dataclass_to_dict
 from genmodels.data.dataset import Dataset
 from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
 from genmodels.models.base import GenerativeModel, eval_mode
@@ -215,6 +215,7 @@ class Trainer:
                     m.train()
                 while step < total:
                     ctx.step = step
+                    ctx.reads = any(read_points(cfg, step + 1, total))   # a stop request may add one
                     factor = lr_factor(step, total, cfg.warmup_steps, cfg.lr_schedule)
                     set_learning_rates(optimizers, factor)
                     try:
@@ -236,10 +237,8 @@ class Trainer:
                     step += 1
                     bar.update(1)
                     stop = self.stop.requested(device) and step < total  # the same on every rank
-                    keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
-                    logs = step % cfg.log_every == 0 or step == total
-                    samples = cfg.sample_every > 0 and (step % cfg.sample_every == 0 or step == total)
-                    saves = keep or stop or step % cfg.checkpoint_every == 0 or step == total
+                    keep, logs, samples, saves = read_points(cfg, step, total)
+                    saves = saves or stop
                     if not (logs or samples or saves):
                         continue                     # the hot path: nothing was read back from the device
                     try:
@@ -370,6 +369,17 @@ def _accumulated_step(model: GenerativeModel, batch: tuple[torch.Tensor, torch.T
     finally:
         ctx.end_accumulation()
     return totals
+
+
+def read_points(cfg: TrainerConfig, step: int, total: int) -> tuple[bool, bool, bool, bool]:
+    """(keep, logs, samples, saves) after `step` of `total` steps: whether it is kept as a numbered
+    checkpoint, logged, sampled, checkpointed (a stop request adds a checkpoint). Any of them is a
+    read point, where the step's values are read back from the device."""
+    keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
+    logs = step % cfg.log_every == 0 or step == total
+    samples = cfg.sample_every > 0 and (step % cfg.sample_every == 0 or step == total)
+    saves = keep or step % cfg.checkpoint_every == 0 or step == total
+    return keep, logs, samples, saves
 
 
 def _host_values(values: dict[str, float | torch.Tensor]) -> dict[str, float]:

@@ -97,6 +97,7 @@ class InfoGAN(GenerativeModel):
         self.opt_D = adam([*self.D.parameters(), *self.Q.parameters()], lr=config.lr_d, betas=betas)
         self._recent: deque[tuple[torch.Tensor, torch.Tensor]] = deque()   # (codes, labels) on real data
         self._recent_n = 0
+        self._labelled = spec.num_classes > 0
 
     # ----------------------------------------------------------------- the contract
     def modules(self) -> dict[str, nn.Module]:
@@ -144,7 +145,8 @@ class InfoGAN(GenerativeModel):
         step. Logs loss_D, loss_G, D_x, D_G_z (as for the GAN), L_I and L_I_<code> (nats, from the
         generator step), H_<code> = log K for each categorical code (the most its L_I can reach),
         and code_acc: the first categorical code's accuracy on recent labelled training images
-        under the best one-to-one matching of codes to classes."""
+        under the best one-to-one matching of codes to classes (only at the steps whose values the
+        trainer reads, `ctx.reads`: the matching runs on the host)."""
         cfg = self.config
         for net in (self.G, self.D, self.Q):
             net.train()
@@ -176,19 +178,24 @@ class InfoGAN(GenerativeModel):
             out[f"L_I_{name}"] = L_I.detach()
             if name.startswith("cat"):
                 out[f"H_{name}"] = H[name]
-        if self._recent_n:
-            out["code_acc"] = code_accuracy(*self._recent_arrays())["accuracy"]
+        if ctx.reads and self._recent_n:
+            pred, y = self._recent_arrays()
+            labelled = y >= 0
+            if bool(labelled.any()):
+                out["code_acc"] = code_accuracy(pred[labelled], y[labelled])["accuracy"]
         return out
 
     @torch.no_grad()
     def _remember_codes(self, h_real: torch.Tensor, y: torch.Tensor) -> None:
-        """Keep Q's first categorical code on the last ACCURACY_WINDOW labelled real images."""
-        if not self.codes.categorical or y is None:
+        """Keep Q's first categorical code and the label of the last ACCURACY_WINDOW real images, on
+        the device (unlabelled ones, y = -1, are left out when the accuracy is computed)."""
+        if not self.codes.categorical or y is None or not self._labelled:
             return
-        y = y.reshape(-1).cpu()
-        if len(y) != len(h_real) or (y < 0).any():
+        y = y.reshape(-1)
+        if len(y) != len(h_real):
             return
-        pred = self.q_of(h_real.detach().float()).cat_logits[0].argmax(1).cpu()   # float: h may be bf16 (autocast)
+        pred = self.q_of(h_real.detach().float()).cat_logits[0].argmax(1)   # float: h may be bf16 (autocast)
+        y = y.to(pred.device, non_blocking=True)
         self._recent.append((pred, y))
         self._recent_n += len(y)
         while self._recent_n - len(self._recent[0][1]) >= ACCURACY_WINDOW:
