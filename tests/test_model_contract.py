@@ -105,6 +105,15 @@ def check_contract(model_cls: type, config_cls: type, options_cls: type, config,
     with pytest.raises(CheckpointError, match="modules"):
         restored.load_state_dict({"modules": {}, "optimizers": state["optimizers"]})
 
+    # the sampling networks suffice to sample: copied alone into a model initialised differently,
+    # the others left as they are, they give the same samples (what a `--networks sampling` zoo entry relies on)
+    sampling = model.sampling_modules()
+    assert sampling and len(set(sampling)) == len(sampling) and set(sampling) <= set(modules)
+    partial = build(model_cls, config_cls(**dataclasses.asdict(config)), data.spec, seed=321)
+    for name in sampling:
+        partial.modules()[name].load_state_dict(modules[name].state_dict())
+    assert torch.equal(partial.sample(4, generator=torch.Generator().manual_seed(3)), a)
+
     # views are pictures: (1, C, H, W) or rows of frames, in [-1, 1]
     views = model.views(torch.Generator().manual_seed(0), data=data)
     assert isinstance(views, dict)
@@ -148,6 +157,8 @@ def test_every_family_keeps_the_contract(family, kind):
                       ("gan", "points"): {"decision_surface"}, ("infogan", "image"): {"traversal_cont0"},
                       ("ddpm", "image"): {"denoising"}}
     assert set(model.views(torch.Generator().manual_seed(0))) == expected_views.get((family, kind), set())
+    sampling = {"gan": ["G"]}                     # a GAN samples without D; the others need every network
+    assert model.sampling_modules() == sampling.get(family, list(model.modules()))
 
 
 def test_the_toy_model_keeps_the_contract():

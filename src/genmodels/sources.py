@@ -38,7 +38,8 @@ def load_source(source: str | Path, device: str | torch.device = "cpu", ema: boo
     """The model of a run directory (its latest checkpoint, or `checkpoint`) or of a zoo entry, in eval mode.
 
     A zoo entry holds one set of weights (the EMA weights where the run kept an EMA), so `ema` and
-    `checkpoint` do not apply to it (a checkpoint is refused with a ConfigError)."""
+    `checkpoint` do not apply to it (a checkpoint is refused with a ConfigError); an entry of the
+    sampling networks only leaves the others freshly initialised (LoadedRun.networks says which)."""
     if is_zoo(source):
         from genmodels.errors import ConfigError
         from genmodels.zoo import load_zoo
@@ -98,7 +99,8 @@ def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Pat
 
     The source must be of the same family, built for data of the same kind, shape and classes,
     and with the same model config (its values after automatic defaults were resolved), else a
-    ConfigError names what differs. Returns the source as loaded."""
+    ConfigError names what differs; a zoo entry of the sampling networks only (`zoo export
+    --networks sampling`) is refused, naming the networks it lacks. Returns the source as loaded."""
     from genmodels.config import dataclass_to_dict
     from genmodels.errors import ConfigError
 
@@ -122,6 +124,11 @@ def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Pat
                           f"fine-tuning keeps the source's model config (leave out MODEL, --recipe and --config "
                           f"to start from the source's own run config)")
     loaded = load_source(source, device=device, ema=True, zoo_root=zoo_root)
+    missing = loaded.missing_networks()
+    if missing:
+        raise ConfigError(f"--init {source}: {source} stores only the sampling networks "
+                          f"({', '.join(loaded.networks or ())}); fine-tuning needs every network of the model: "
+                          f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in it")
     theirs_modules = loaded.model.modules()
     if set(theirs_modules) != set(modules):
         raise ConfigError(f"--init {source}: holds networks {sorted(theirs_modules)}, the model has {sorted(modules)}")

@@ -3,8 +3,9 @@
   genmodels zoo                       list the entries (name, family, data, parameters, metrics, size)
   genmodels zoo NAME                  show one entry's card (how it was made, its metrics, its config)
   genmodels zoo export RUN_DIR --name NAME [--dtype bf16|fp16|fp32] [--recipe R] [--metrics FILE.json ...]
-                [--note TEXT] [--command KEY=TEXT ...] [--dest DIR] [--force]
-                                      write an entry from a run directory (its EMA weights where it kept them)
+                [--note TEXT] [--command KEY=TEXT ...] [--networks all|sampling] [--dest DIR] [--force]
+                                      write an entry from a run directory (its EMA weights where it kept them;
+                                      --networks sampling: only the networks sampling needs, e.g. no GAN D)
 Every command that reads a run directory also takes `zoo:NAME`: `genmodels sample zoo:NAME --n 64
 --out grid.png`, `genmodels evaluate zoo:NAME`, `genmodels train --init zoo:NAME`. --zoo-root DIR
 reads the entries of another folder (one written by `genmodels zoo export --dest DIR`).
@@ -15,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import get_args
 
 from genmodels.errors import ConfigError, GenmodelsError
+from genmodels.zoo import ZooNetworks
 
-EXPORT_ONLY = ("dtype", "recipe", "metrics", "note", "command", "dest", "force")
+EXPORT_ONLY = ("dtype", "recipe", "metrics", "note", "command", "networks", "dest", "force")
 
 
 def register(subparsers) -> None:
@@ -44,6 +47,10 @@ def register(subparsers) -> None:
     g.add_argument("--command", action="append", default=None, metavar="KEY=TEXT",
                    help="a command that made the entry, e.g. \"evaluate=genmodels evaluate RUN_DIR --metrics fd\" "
                         "(repeatable; default: a train command derived from the run's config)")
+    g.add_argument("--networks", default=None, choices=get_args(ZooNetworks),
+                   help="which networks to store: all (what `train --init zoo:NAME` needs to fine-tune) or "
+                        "sampling (only those sampling and sample-based evaluation need, e.g. a GAN's generator "
+                        "without its discriminator: a smaller entry) (default: all)")
     g.add_argument("--dest", default=None, metavar="DIR",
                    help="the zoo folder to write into (default: --zoo-root, else the installed package's zoo)")
     g.add_argument("--force", action="store_true", help="replace an existing entry of that name")
@@ -134,6 +141,7 @@ def _show(name: str, args: argparse.Namespace) -> int:
         f"parameters",
         f"  weights     {card['dtype']}{' (EMA)' if card['ema'] else ''}, "
         f"{'-' if size is None else f'{size:.2f} MB'}, sha256 {card['sha256']}",
+        f"  networks    {', '.join(card['networks']) if card.get('networks') else 'all'}",
         f"  training    {'-' if minutes is None else f'{minutes:.3g} CPU-minutes'}"
         f"{', recipe ' + card['recipe'] if card.get('recipe') else ''}",
     ]
@@ -183,13 +191,14 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
     dest = args.dest if args.dest is not None else args.zoo_root
     folder = export_run(rest[0], name, dtype=args.dtype or "bf16", recipe=args.recipe, commands=commands,
                         metrics=metrics, note=args.note or "", dest=dest, overwrite=args.force,
-                        sample_options=sample_options)
+                        sample_options=sample_options, networks=args.networks or "all")
     from genmodels.zoo import CARD, WEIGHTS, read_card
 
     card = read_card(folder / CARD)
     size = (folder / WEIGHTS).stat().st_size
     print(f"exported {rest[0]} (step {card['step']}{', EMA weights' if card['ema'] else ''}) as zoo:{name}: "
-          f"{card['params']} parameters in {card['dtype']}, {size / 1e6:.2f} MB, sha256 {card['sha256'][:16]}...; "
+          f"networks {', '.join(card['networks'])}, {card['params']} parameters in {card['dtype']}, "
+          f"{size / 1e6:.2f} MB, sha256 {card['sha256'][:16]}...; "
           f"{folder}")
     if dest is not None:
         print(f"read it with --zoo-root {dest}, e.g. "

@@ -3,6 +3,7 @@
     trainer ──train_step(batch, ctx)──> model <──sample(n, generator=...)── sample / evaluate / report
                                            │  sample_with(n, options): the same with an options instance
                  ctx: StepContext          │  modules(), optimizers(), ema_modules(): its state
+                                           │  sampling_modules(): the networks sampling needs
                                            │  sample_options, metric_names, evaluate(), views(), ...
 
 Every family subclasses `GenerativeModel`: four methods are abstract (train_step, sample,
@@ -155,6 +156,14 @@ class GenerativeModel(abc.ABC):
         """The sub-networks whose weights the trainer keeps an exponential moving average of
         (a subset of modules(), e.g. the denoiser or the generator). Default: none."""
         return {}
+
+    def sampling_modules(self) -> list[str]:
+        """The names (keys of modules()) of the networks that `sample()` and the sample-based
+        evaluations (FD, KID, ...) need, and the model-specific metrics of `evaluate` too: what a zoo
+        entry exported with `--networks sampling` stores, the other networks keeping their fresh
+        initialisation when it is loaded. A network needed only to train (a GAN's discriminator)
+        is left out. Default: every network of modules()."""
+        return list(self.modules())
 
     def evaluate(self, metric: str, data: Dataset, **options) -> dict[str, float]:
         """Model-specific metric `metric` (one of `metric_names`: likelihood bounds, code accuracy)

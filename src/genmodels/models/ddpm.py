@@ -93,7 +93,8 @@ class DDPMConfig:
     dropout: float = param(0.0, "dropout in the denoiser's residual blocks (Ho et al.: 0.1 on CIFAR-10)")
     mlp_width: int = param(256, "MLP denoiser hidden width (points data)")
     mlp_depth: int = param(4, "MLP denoiser residual blocks (points data)")
-    mlp_octaves: int = param(6, "Fourier features sin/cos(2^k pi x), k < octaves, of the MLP's input (0 = raw x)")
+    mlp_octaves: int = param(3, "Fourier features sin/cos(2^k pi x), k < octaves, of the MLP's input (0 = raw x; "
+                             "more octaves roughen eps_theta's Jacobian, which the ODE likelihood integrates)")
     lr: float = param(0.0, "Adam learning rate (0 = 1e-3 for images and points; Ho et al. used 2e-4 for "
                       "35.7M parameters, recipe ddpm-ho2020)")
     class_conditional: bool = param(False, "condition on labels (classifier-free guidance, Ho & Salimans 2022)")

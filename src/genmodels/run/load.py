@@ -68,6 +68,15 @@ class LoadedRun:
     ema: bool = False           # whether EMA weights were swapped in
     path: Path | None = None    # the checkpoint read
     sample_defaults: dict = field(default_factory=dict)   # a zoo entry's sample options (its card's); flags override
+    # the networks whose weights were read, when not all of model.modules() (a zoo entry exported with
+    # `--networks sampling`; the others keep their fresh initialisation); None: every network
+    networks: tuple[str, ...] | None = None
+
+    def missing_networks(self) -> list[str]:
+        """The networks of model.modules() whose weights were not read (sorted; [] when all were)."""
+        if self.networks is None:
+            return []
+        return sorted(set(self.model.modules()) - set(self.networks))
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True,

@@ -2,8 +2,11 @@
 
 Each entry is a folder `models/NAME/` of this package (or of another zoo root, see below):
 
-    weights.safetensors   every network of model.modules(), tensors named NET.PARAM (genmodels.zoo.weights)
-    card.json             what the entry is and how it was made (CARD_KEYS below)
+    weights.safetensors   the networks of model.modules() the card lists (all of them, or only those
+                          sampling needs), tensors named NET.PARAM (genmodels.zoo.weights)
+    card.json             what the entry is and how it was made (CARD_KEYS below; "networks" lists
+                          the stored networks, and a card without it, written before it existed,
+                          stores them all)
 
 `zoo:NAME` is accepted by `genmodels sample`, `evaluate`, `compare` and `train --init`
 (genmodels.sources), and `genmodels zoo` lists and shows the entries. `export_run` makes an entry
@@ -23,7 +26,7 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -37,6 +40,9 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 RESERVED = ("export",)          # `genmodels zoo export ...` is the export command
 CARD_KEYS = ("name", "family", "data", "step", "params", "dtype", "ema", "sha256", "size_bytes", "train_cpu_minutes",
              "recipe", "commands", "metrics", "note", "config")
+# which networks an export stores: every network of model.modules(), or model.sampling_modules() only
+# (enough to sample and evaluate from samples; a GAN's discriminator is left out; fine-tuning needs "all")
+ZooNetworks = Literal["all", "sampling"]
 # trainer fields that do not change the weights a run reaches; left out of the derived train command
 _NOT_IN_COMMAND = ("threads", "progress", "tensorboard", "report", "log_every", "sample_every", "sample_n",
                    "checkpoint_every", "keep_every")
@@ -114,7 +120,27 @@ def read_card(path: Path) -> dict:
         raise CheckpointError(f"{path}: the card lacks {', '.join(missing)}")
     if not isinstance(card["config"], dict) or "spec" not in card["config"]:
         raise CheckpointError(f"{path}: the card's config has no spec table")
+    networks = card.get("networks")
+    if networks is not None and not (isinstance(networks, list) and networks
+                                     and all(isinstance(n, str) and n for n in networks)
+                                     and len(set(networks)) == len(networks)):
+        raise CheckpointError(f"{path}: the card's networks must be a list of distinct network names, "
+                              f"got {networks!r}")
     return card
+
+
+def card_networks(card: dict, path: Path, modules: dict[str, torch.nn.Module]) -> list[str]:
+    """The networks of `modules` (the model's) whose weights the entry stores, sorted: the card's
+    "networks" (every network when the card has none: it predates the list); CheckpointError naming
+    the file when it names a network the model does not have."""
+    networks = card.get("networks")
+    if networks is None:
+        return sorted(modules)
+    unknown = sorted(set(networks) - set(modules))
+    if unknown:
+        raise CheckpointError(f"{path}: the card lists network(s) {', '.join(unknown)}, which the "
+                              f"{card.get('family')} model does not have (its networks: {', '.join(sorted(modules))})")
+    return sorted(networks)
 
 
 def card_config(card: dict, source: str = "card") -> tuple[Any, Any]:
@@ -149,9 +175,12 @@ def load_zoo(name: str, device: str | torch.device = "cpu", root: str | Path | N
 
     The model is built from the card's config with `build_model` (as `load_run` does), then the
     weights are read: their sha256 is checked against the card before they are parsed, they
-    must be a safetensors file, and every network's tensors must match the model's names and
-    shapes (CheckpointError naming the file and the network otherwise). Tensors stored in a
-    reduced dtype are cast to the model's. `ema` is True when the run's EMA weights were exported."""
+    must be a safetensors file, and the tensors of every network the card lists (`card_networks`)
+    must match the model's names and shapes, with none left over (CheckpointError naming the file
+    and the network otherwise). Tensors stored in a reduced dtype are cast to the model's. `ema`
+    is True when the run's EMA weights were exported. An entry of the sampling networks only
+    leaves the others at their fresh initialisation and says so in `networks` (the ones read;
+    None when every network was): it samples and evaluates, but cannot start a fine-tuning run."""
     from genmodels.run import LoadedRun, build_model
     from genmodels.zoo import weights as W
 
@@ -164,11 +193,13 @@ def load_zoo(name: str, device: str | torch.device = "cpu", root: str | Path | N
     device = torch.device(device)
     model = build_model(config, spec, device)
     modules = model.modules()
-    W.load_into(modules, tensors, weights_path)
+    networks = card_networks(card, card_path, modules)
+    W.load_into({net: modules[net] for net in networks}, tensors, weights_path)
     for m in modules.values():
         m.eval()
     return LoadedRun(model=model, config=config, spec=spec, step=int(card["step"]), ema=bool(card["ema"]),
-                     path=weights_path, sample_defaults=dict(card.get("sample_options") or {}))
+                     path=weights_path, sample_defaults=dict(card.get("sample_options") or {}),
+                     networks=None if len(networks) == len(modules) else tuple(networks))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,13 +209,16 @@ def load_zoo(name: str, device: str | torch.device = "cpu", root: str | Path | N
 def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str | None = None,
                commands: dict[str, str] | None = None, metrics: dict | None = None, note: str = "",
                dest: str | Path | None = None, overwrite: bool = False,
-               sample_options: dict | None = None) -> Path:
+               sample_options: dict | None = None, networks: ZooNetworks = "all") -> Path:
     """Write zoo entry `name` from the run in `run_dir` into `dest` (a zoo root; default the
     package's zoo folder) and return the entry's folder.
 
     The run is loaded with `load_run(ema=True)`, so the EMA weights are exported where the run kept
-    an EMA; every network's tensors go to weights.safetensors in `dtype` (fp32, bf16 or fp16), and
-    card.json records the run's config tables, step, parameter count, the file's sha256 and size,
+    an EMA; the tensors of the networks `networks` names go to weights.safetensors in `dtype` (fp32,
+    bf16 or fp16): "all" (every network of model.modules(), what fine-tuning with `train --init`
+    needs) or "sampling" (model.sampling_modules(): enough to sample and evaluate from samples, e.g.
+    a GAN without its discriminator). card.json records the stored networks ("networks", sorted),
+    the run's config tables, step, the parameter count of the stored networks, the file's sha256 and size,
     the training CPU-minutes, `recipe`, the `commands` that made it (a train command is derived
     from the config when none is given), `metrics` and `note`. Both files are written atomically
     (weights first: a reader between the two writes finds a hash mismatch, never a silent mix).
@@ -199,6 +233,8 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
 
     check_name(name)
     W.check_dtype(dtype)
+    if networks not in get_args(ZooNetworks):
+        raise choice_error("networks", networks, get_args(ZooNetworks))
     if recipe is not None:
         from genmodels.recipes import load_recipe
 
@@ -212,7 +248,7 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     if loaded.spec.latent is not None:
         raise ConfigError(f"{run_dir}: a model of VAE latents needs its VAE run to decode its samples; the zoo holds "
                           f"self-contained models only")
-    modules = loaded.model.modules()
+    modules = stored_modules(loaded.model, networks)
     tensors = W.flatten(modules, dtype)
     data = W.encode(tensors, {"name": name, "family": loaded.config.model_name, "dtype": dtype})
     tables = loaded.config.to_dict()
@@ -221,7 +257,8 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     minutes = training_cpu_minutes(run_dir)
     all_commands = {"train": train_command(loaded.config, recipe),
                     "export": shlex.join(["genmodels", "zoo", "export", "RUN_DIR", "--name", name, "--dtype", dtype]
-                                         + (["--recipe", recipe] if recipe else []))}
+                                         + (["--recipe", recipe] if recipe else [])
+                                         + (["--networks", networks] if networks != "all" else []))}
     all_commands.update(commands or {})
     card = {
         "name": name,
@@ -230,6 +267,7 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
         "step": loaded.step,
         "params": sum(p.numel() for m in modules.values() for p in m.parameters()),
         "dtype": dtype,
+        "networks": sorted(modules),
         "ema": loaded.ema,
         "sha256": W.sha256_hex(data),
         "size_bytes": len(data),
@@ -248,6 +286,20 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     write_bytes(folder / WEIGHTS, data)
     write_text(folder / CARD, json.dumps(card, indent=2) + "\n")
     return folder
+
+
+def stored_modules(model, networks: ZooNetworks) -> dict[str, torch.nn.Module]:
+    """{name: network} of the networks an export of `model` stores (see export_run's `networks`);
+    ConfigError when the family's sampling_modules() names a network it does not have."""
+    modules = model.modules()
+    if networks == "all":
+        return modules
+    names = model.sampling_modules()
+    unknown = sorted(set(names) - set(modules))
+    if unknown or not names:
+        raise ConfigError(f"{type(model).__name__}.sampling_modules() gives {names!r}, which must be a non-empty "
+                          f"subset of its networks {sorted(modules)}")
+    return {net: modules[net] for net in sorted(names)}
 
 
 def checked_sample_options(family: str, values: dict) -> dict:

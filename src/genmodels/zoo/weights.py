@@ -1,6 +1,7 @@
 """The weights file of a zoo entry: one safetensors file, checked before it is parsed.
 
-`weights.safetensors` holds the state dict of every network of `model.modules()`, each tensor
+`weights.safetensors` holds the state dict of each network the card lists (every network of
+`model.modules()`, or those `model.sampling_modules()` names), each tensor
 named `NET.PARAM` (e.g. `eps.blocks.0.weight`), floating-point tensors in the dtype chosen at
 export (fp32, bf16 or fp16), integer buffers unchanged. Its header's metadata says
 `format = genmodels-zoo` and the dtype.
@@ -123,8 +124,10 @@ def decode(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
 
 
 def load_into(modules: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Load `NET.PARAM` tensors into the networks, each cast to the dtype of the model's entry;
-    CheckpointError naming the file and the network for a missing, unexpected or misshapen tensor."""
+    """Load `NET.PARAM` tensors into the networks `modules` (those of the model that the file should
+    hold: all of them, or the sampling networks), each cast to the dtype of the model's entry;
+    CheckpointError naming the file and the network for a missing, unexpected or misshapen tensor,
+    and for a tensor of no network in `modules`."""
     nets = sorted(modules, key=len, reverse=True)   # the longest matching prefix names the network
     grouped: dict[str, dict[str, torch.Tensor]] = {net: {} for net in modules}
     stray = []
@@ -135,7 +138,7 @@ def load_into(modules: dict[str, torch.nn.Module], tensors: dict[str, torch.Tens
         else:
             grouped[net][key[len(net) + 1:]] = value
     if stray:
-        raise CheckpointError(f"{path}: tensors {stray[:5]} belong to no network of the model (its networks: "
+        raise CheckpointError(f"{path}: tensors {stray[:5]} belong to no network the entry holds (its networks: "
                               f"{', '.join(sorted(modules))})")
     for net, module in modules.items():
         own = module.state_dict()

@@ -136,6 +136,11 @@ class GAN(GenerativeModel):
         """G, when model.ema asks for an EMA of the generator (what then samples)."""
         return {"G": self.G} if self.config.ema else {}
 
+    def sampling_modules(self) -> list[str]:
+        """G alone: samples are G(z) (a kept EMA is loaded into G itself) and the family has no
+        model-specific metrics; D serves training and the report's decision surface only."""
+        return ["G"]
+
     def noise(self, m: int, generator: torch.Generator | None) -> torch.Tensor:
         """m draws of z ~ p_z: (m, z_dim)."""
         return sample_z(m, self.config.z_dim, self.config.noise, generator, self.device)
