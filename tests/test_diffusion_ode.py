@@ -108,7 +108,7 @@ def grid_eps(s):
         sigma = sigma_at(SCHED, t).to(xt).reshape(-1, 1)
         with torch.enable_grad():
             y = xt * (1 + sigma**2).sqrt()
-            lp = grid_log_density(y, s**2 + sigma[:, :1] ** 2).sum()
+            lp = grid_log_density(y, s**2 + sigma**2).sum()
             (g,) = torch.autograd.grad(lp, y, create_graph=True)
         return -sigma * g
     return eps
