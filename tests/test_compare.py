@@ -156,3 +156,95 @@ def test_evaluate_and_compare_take_zoo_sources(runs, tmp_path, capsys):
                              "--n", "50", *COMMON, "--json"])
     values = [r["metrics"]["FD-mnist"]["value"] for r in rows["rows"]]
     assert len(values) == 2 and values[0] == values[1] == run["metrics"]["FD-mnist"]["value"]
+
+
+def test_cached_rows_come_back_equal_and_only_new_rows_are_measured(runs, tmp_path, capsys, monkeypatch):
+    import genmodels.cli.evaluate as ev
+    from genmodels.metrics import evaluate as E
+
+    cache = tmp_path / "cache"
+    small = ["--metrics", "fd,prdc,nll", "--n", "50", "--nll-n", "10", "--k", K, *COMMON, "--json"]
+    first = cli_json(capsys, ["compare", runs["vae"], runs["ddpm"], *small, "--cache", str(cache)])
+    assert len(list(cache.glob("*.json"))) == 3   # the floor and two rows
+
+    measured: list[str] = []
+    real_loaded, real_floor = ev.evaluate_loaded, E.evaluate
+
+    def counting(loaded, *a, **kw):
+        measured.append(loaded.config.model_name)
+        return real_loaded(loaded, *a, **kw)
+
+    def no_floor(*a, **kw):
+        assert not str(kw.get("title", "")).startswith("real-data floor"), "the floor was measured again"
+        return real_floor(*a, **kw)
+
+    monkeypatch.setattr(ev, "evaluate_loaded", counting)
+    monkeypatch.setattr(E, "evaluate", no_floor)
+    # a source added to the table: only its row is measured; the others come back as they were
+    second = cli_json(capsys, ["compare", runs["vae"], runs["gan"], runs["ddpm"], *small, "--cache", str(cache)])
+    assert measured == ["gan"]
+    rows = {r["name"]: r for r in second["rows"]}
+    for row in first["rows"]:
+        assert rows[row["name"]]["metrics"] == row["metrics"] and rows[row["name"]]["likelihood"] == row["likelihood"]
+    assert second["floor"] == first["floor"] and second["n_likelihood"] == first["n_likelihood"]
+    # and they equal a fresh measurement without the cache
+    monkeypatch.setattr(E, "evaluate", real_floor)
+    fresh = cli_json(capsys, ["compare", runs["vae"], runs["gan"], runs["ddpm"], *small])
+    assert [r["metrics"] for r in fresh["rows"]] == [r["metrics"] for r in second["rows"]]
+    assert fresh["columns"] == second["columns"]   # in the evaluation's order, not the file's
+    assert fresh["floor"]["metrics"] == second["floor"]["metrics"]
+
+    # another seed is another row; a damaged file is measured again (and rewritten), with a message
+    measured.clear()
+    cli_json(capsys, ["compare", runs["vae"], *small, "--seed", "1", "--cache", str(cache)])
+    assert measured == ["vae", "vae"]   # its samples and its likelihood
+    for path in cache.glob("*.json"):
+        path.write_text("{not json")
+    measured.clear()
+    capsys.readouterr()
+    assert main(["compare", runs["vae"], *small, "--cache", str(cache)]) == 0
+    captured = capsys.readouterr()
+    assert "unusable" in captured.err and json.loads(captured.out)["rows"][0]["metrics"] == first["rows"][0]["metrics"]
+    assert measured == ["vae", "vae"]
+
+
+def test_cache_keys_follow_the_weights_not_the_path(runs, tmp_path):
+    import torch
+
+    from genmodels.report.compare_cache import weights_digest
+    from genmodels.training.run_dir import load_run
+
+    copy = tmp_path / "renamed"
+    shutil.copytree(runs["ddpm"], copy)
+    a, b = load_run(runs["ddpm"]).model, load_run(str(copy)).model
+    assert weights_digest(a) == weights_digest(b)
+    with torch.no_grad():
+        next(next(iter(b.modules().values())).parameters()).add_(1e-3)
+    assert weights_digest(a) != weights_digest(b)
+
+
+def test_weights_digest_reads_every_buffer_and_dtype():
+    """0-dim buffers (BatchNorm's step count) and bf16 tensors are hashed too, and any of them changes
+    the digest."""
+    import torch
+
+    from genmodels.report.compare_cache import weights_digest
+
+    class Model:
+        def __init__(self):
+            self.net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2)).to(torch.bfloat16)
+
+        def modules(self):
+            return {"net": self.net}
+
+    a, b = Model(), Model()
+    b.net.load_state_dict(a.net.state_dict())
+    assert weights_digest(a) == weights_digest(b)
+    b.net[1].num_batches_tracked += 1
+    assert weights_digest(a) != weights_digest(b)
+    b.net.load_state_dict(a.net.state_dict())
+    b.net[1].running_var.mul_(2)
+    assert weights_digest(a) != weights_digest(b)
+    b.net.load_state_dict(a.net.state_dict())
+    b.net.float()
+    assert weights_digest(a) != weights_digest(b)

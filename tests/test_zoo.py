@@ -435,3 +435,42 @@ def _equal(x, y) -> bool:
     if isinstance(x, (list, tuple)):
         return len(x) == len(y) and all(_equal(a, b) for a, b in zip(x, y, strict=True))
     return x == y
+
+
+def test_record_adds_measured_metrics_and_leaves_the_weights(zoo, tmp_path, capsys):
+    root, entry = _copy_entry(zoo, tmp_path, "tiny-ddpm-fp32")
+    weights = (entry / WEIGHTS).read_bytes()
+    before = _samples(load_zoo("tiny-ddpm-fp32", root=root).model)
+    table = tmp_path / "compare.json"
+    capsys.readouterr()
+    assert main(["compare", "zoo:tiny-ddpm-fp32", "--zoo-root", str(root), "--metrics", "fd,modes,nll",
+                 "--n", "200", "--nll-n", "20", "--device", "cpu", "--no-progress", "--json"]) == 0
+    table.write_text(capsys.readouterr().out)
+    row = json.loads(table.read_text())["rows"][0]
+    floor = json.loads(table.read_text())["floor"]["metrics"]
+
+    assert main(["zoo", "record", "tiny-ddpm-fp32", "--zoo-root", str(root), "--metrics", str(table),
+                 "--command", "compare=genmodels compare zoo:tiny-ddpm-fp32 --n 200"]) == 0
+    assert "weights unchanged" in capsys.readouterr().out
+    card = zoo_card("tiny-ddpm-fp32", root=root)
+    fd = card["metrics"]["FD-raw"]
+    assert fd["value"] == row["metrics"]["FD-raw"]["value"]
+    assert fd["real_floor"] == floor["FD-raw"]["value"] and fd["n_samples"] == 200 and fd["dataset"] == "grid25"
+    assert card["metrics"]["nll:nats_per_dim_total"]["n_samples"] == 20     # a likelihood: its test examples
+    assert card["metrics"]["modes_captured"]["value"] == row["metrics"]["modes_captured"]["value"]
+    assert card["metrics"]["fd"] == {"value": 1.5}        # the figures it had stay, beside the new ones
+    assert card["commands"]["compare"].startswith("genmodels compare")
+    assert (entry / WEIGHTS).read_bytes() == weights
+    assert torch.equal(_samples(load_zoo("tiny-ddpm-fp32", root=root).model), before)
+
+    # a table without the entry's row, no metrics, an unknown entry, an export-only flag: one-line errors
+    capsys.readouterr()
+    assert main(["zoo", "record", "tiny-vae-fp32", "--zoo-root", str(zoo), "--metrics", str(table)]) == 2
+    assert "without a row of zoo:tiny-vae-fp32" in capsys.readouterr().err
+    assert main(["zoo", "record", "tiny-ddpm-fp32", "--zoo-root", str(root)]) == 2
+    assert "needs --metrics" in capsys.readouterr().err
+    assert main(["zoo", "record", "no-such-entry", "--zoo-root", str(root), "--metrics", str(table)]) == 2
+    assert "no-such-entry" in capsys.readouterr().err
+    assert main(["zoo", "record", "tiny-ddpm-fp32", "--zoo-root", str(root), "--metrics", str(table),
+                 "--dtype", "bf16"]) == 2
+    assert "--dtype" in capsys.readouterr().err

@@ -11,7 +11,9 @@ likelihood (VAE: IWAE bound, nats; DDPM: Theorem 8 bound, bits/dim; GAN and Info
 Each row's numbers are those of `genmodels evaluate SOURCE --n N --seed S --metrics ...` (the
 sample metrics) and `genmodels evaluate SOURCE --metrics nll --n NLL_N --k K --nll-estimates bound`
 (the likelihood). Sampling options go as --sample-option FAMILY:KEY=VALUE (e.g. ddpm:sampler=ddim);
-they apply to every source of that family.
+they apply to every source of that family. With --cache DIR each row (and the floor) is kept in DIR,
+keyed by a hash of the weights, the settings, the machine's sampling precision and the versions:
+adding a source to a table measures only its row (`genmodels.report.compare_cache`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from genmodels.cli import add_config_flags, flag_values
 from genmodels.errors import ConfigError
 
-OWN_FLAGS = {"--markdown", "--html", "--json", "--ema", "--no-ema", "--sample-option"}
+OWN_FLAGS = {"--markdown", "--html", "--json", "--ema", "--no-ema", "--sample-option", "--cache"}
 ALWAYS_SHOWN = ("n", "seed", "nll_n", "k")   # written in the command line even at their defaults
 NOT_SHOWN = ("metrics", "progress")          # metrics is written resolved; progress changes no number
 
@@ -46,6 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--zoo-root", default=None, metavar="DIR",
                    help="read zoo:NAME from DIR (written by `genmodels zoo export --dest DIR`) "
                         "instead of the package's zoo")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep each row in DIR and reuse the rows measured before with the same weights and settings")
     p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
                    help="use each run's EMA weights when it kept them")
     p.add_argument("--sample-option", action="append", default=[], metavar="FAMILY:KEY=VALUE",
@@ -170,21 +174,26 @@ def _metrics_of(report) -> dict[str, dict]:
 
 def compare_sources(sources: list[str], cfg, *, ema: bool = True,
                     sample_options: dict[str, dict[str, str]] | None = None,
-                    zoo_root=None,
+                    zoo_root=None, cache=None,
                     command: str | None = None, args: argparse.Namespace | None = None):
     """Fill a CompareTable: check that the sources share one data set, then evaluate each (its
-    sample metrics at cfg.n, its model metrics at cfg.nll_n) and the real-data floor once."""
+    sample metrics at cfg.n, its model metrics at cfg.nll_n) and the real-data floor once. `cache`
+    (a `report.compare_cache.RowCache`) gives back the rows measured before and keeps the new ones."""
     from tqdm import tqdm
 
     from genmodels.cli.evaluate import evaluate_loaded, evaluation_data, load_for_evaluation
     from genmodels.metrics import evaluate as E
     from genmodels.models.registry import get_model
     from genmodels.report.compare import CompareRow, CompareTable, likelihood_of, resolve_metrics
+    from genmodels.report.compare_cache import RowCache, settings_parts, weights_digest
+    from genmodels.run import resolve_device
     from genmodels.run.sample_options import USER_LAYER, build_sample_options
     from genmodels.sources import training_cpu_minutes
+    from genmodels.training.inference import sampling_precision
 
     cfg.validate()
     sample_options = sample_options or {}
+    cache = cache if cache is not None else RowCache(None)
     info = {s: data_of(s, zoo_root) for s in sources}
     keys = {s: data_key(d[0]) for s, d in info.items()}
     if len({_label(k) for k in keys.values()}) > 1:
@@ -212,14 +221,22 @@ def compare_sources(sources: list[str], cfg, *, ema: bool = True,
     names = [source_name(s) for s in sources]
     names = [n if names.count(n) == 1 else s for n, s in zip(names, sources, strict=True)]   # two runs called the same
 
+    common = {"settings": settings_parts(cfg), "data": [name, options], "sample_metrics": sample_metrics}
     if sample_metrics:
-        floor = E.evaluate(train, test, cfg.eval_config(sample_metrics),
-                           title=f"real-data floor of {name}: test vs train")
-        table.floor = CompareRow("real-data floor", source="test vs train", floor=True,
-                                 metrics={r.name: {"value": r.floor, "std": r.floor_std} for r in floor.rows})
-        table.extractor, table.n_reference, table.n_floor = floor.extractor, floor.n_reference, floor.n_floor
+        floor_parts = {"row": "real-data floor", **common}
+        got = cache.get(floor_parts)
+        if got is None:
+            floor = E.evaluate(train, test, cfg.eval_config(sample_metrics),
+                               title=f"real-data floor of {name}: test vs train")
+            got = {"metrics": {r.name: {"value": r.floor, "std": r.floor_std} for r in floor.rows},
+                   "extractor": floor.extractor, "n_reference": floor.n_reference, "n_floor": floor.n_floor,
+                   "notes": list(floor.notes)}
+            cache.put(floor_parts, got)
+        table.floor = CompareRow("real-data floor", source="test vs train", floor=True, metrics=got["metrics"])
+        table.extractor, table.n_reference, table.n_floor = got["extractor"], got["n_reference"], got["n_floor"]
         table.n_samples = cfg.n
-        table.notes += floor.notes
+        table.notes += got["notes"]
+    device = resolve_device(cfg.device)
     bar = tqdm(total=len(sources), desc="compare", unit="model", disable=not cfg.progress, file=sys.stderr)
     for source, row_name in zip(sources, names, strict=True):
         bar.set_postfix_str(row_name)
@@ -230,16 +247,27 @@ def compare_sources(sources: list[str], cfg, *, ema: bool = True,
                          train_cpu_minutes=training_cpu_minutes(source, zoo_root=zoo_root), step=loaded.step,
                          ema=loaded.ema,
                          sample_options=dict(opts))
-        if sample_metrics:
-            report = evaluate_loaded(loaded, cfg.eval_config(sample_metrics), opts, data=(train, test))
-            row.metrics.update(_metrics_of(report))
-            table.notes += [n for n in report.notes if n not in table.notes]
         own = [m for m in model_metrics if m in loaded.model.metric_names]
-        if own:
-            lik_cfg = cfg.eval_config(own, likelihood=True)
-            report = evaluate_loaded(loaded, lik_cfg, opts, data=(train, test))
-            row.metrics.update(_metrics_of(report))
-            table.n_likelihood = report.n_reference
+        parts = {**common, "family": family, "weights": weights_digest(loaded.model), "step": loaded.step,
+                 "ema": loaded.ema, "sample_options": dict(opts), "model_metrics": own,
+                 "precision": sampling_precision(cfg.precision, loaded.config.trainer.precision, device)[0],
+                 "device": device.type}
+        got = cache.get(parts)
+        if got is None:
+            got = {"metrics": {}, "notes": [], "n_likelihood": 0}
+            if sample_metrics:
+                report = evaluate_loaded(loaded, cfg.eval_config(sample_metrics), opts, data=(train, test))
+                got["metrics"].update(_metrics_of(report))
+                got["notes"] += list(report.notes)
+            if own:
+                report = evaluate_loaded(loaded, cfg.eval_config(own, likelihood=True), opts, data=(train, test))
+                got["metrics"].update(_metrics_of(report))
+                got["n_likelihood"] = report.n_reference
+            cache.put(parts, got)
+        row.metrics.update(got["metrics"])
+        table.notes += [n for n in got["notes"] if n not in table.notes]
+        if got["n_likelihood"]:
+            table.n_likelihood = got["n_likelihood"]
         row.likelihood = likelihood_of(row.metrics, cfg.k)
         table.rows.append(row)
         bar.update(1)
@@ -257,9 +285,11 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("markdown", "html"):   # a bad path fails now, not after the evaluation
         if getattr(args, flag):
             check_output_path(getattr(args, flag))
+    from genmodels.report.compare_cache import RowCache
+
     table = compare_sources(args.sources, cfg, ema=args.ema, zoo_root=args.zoo_root,
                             sample_options=family_sample_options(args.sample_option),
-                            args=args)
+                            cache=RowCache(args.cache), args=args)
     if args.markdown:
         write_text(args.markdown, table.format_markdown())
     if args.html:

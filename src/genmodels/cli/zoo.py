@@ -2,6 +2,9 @@
 
   genmodels zoo                       list the entries (name, family, data, parameters, metrics, size)
   genmodels zoo NAME                  show one entry's card (how it was made, its metrics, its config)
+  genmodels zoo record NAME --metrics FILE.json [--command KEY=TEXT ...]
+                                      add measured metrics (`genmodels evaluate --json` or `genmodels compare
+                                      --json` output) to an entry's card; its weights stay as they are
   genmodels zoo export RUN_DIR --name NAME [--dtype bf16|fp16|fp32] [--recipe R] [--metrics FILE.json ...]
                 [--note TEXT] [--command KEY=TEXT ...] [--networks all|sampling] [--dest DIR] [--force]
                                       write an entry from a run directory (its EMA weights where it kept them;
@@ -29,8 +32,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("zoo", help="list, show and export the trained models shipped with the package",
                               description=lines[0] + "\n\n" + "\n".join(lines[2:]),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", nargs="*", metavar="NAME | export RUN_DIR",
-                   help="an entry to show, or `export RUN_DIR` to make one (default: list the entries)")
+    p.add_argument("target", nargs="*", metavar="NAME | export RUN_DIR | record NAME",
+                   help="an entry to show, `export RUN_DIR` to make one, or `record NAME` to add measured metrics "
+                        "to one (default: list the entries)")
     p.add_argument("--json", action="store_true", help="print the list or the card as JSON")
     p.add_argument("--zoo-root", default=None, metavar="DIR",
                    help="read the entries of DIR instead of the package's zoo (default: the package's)")
@@ -41,7 +45,8 @@ def register(subparsers) -> None:
                         "(default: bf16)")
     g.add_argument("--recipe", default=None, metavar="R", help="the recipe the run was trained from (default: none)")
     g.add_argument("--metrics", action="append", default=None, metavar="FILE.json",
-                   help="measured metrics: `genmodels evaluate --json` output or a {name: number} table; "
+                   help="measured metrics: `genmodels evaluate --json` output, `genmodels compare --json` "
+                        "output (the entry's row) or a {name: number} table; "
                         "repeatable, the files are merged (default: none)")
     g.add_argument("--note", default=None, metavar="TEXT", help="free text for the card (default: empty)")
     g.add_argument("--command", action="append", default=None, metavar="KEY=TEXT",
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     target = list(args.target)
     if target[:1] == ["export"]:
         return _export(args, target[1:])
+    if target[:1] == ["record"]:
+        return _record(args, target[1:])
     given = [f"--{k}" for k in EXPORT_ONLY if getattr(args, k) not in (None, False)]
     if args.name is not None:
         given.insert(0, "--name")
@@ -180,13 +187,8 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
     name = require_arg(args.name, "--name")
     metrics: dict = {}
     for path in args.metrics or []:
-        metrics.update(read_metrics_file(path))
-    commands = {}
-    for item in args.command or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip() or not text.strip():
-            raise ConfigError(f"--command {item!r}: expected KEY=TEXT, e.g. \"evaluate=genmodels evaluate RUN_DIR\"")
-        commands[key.strip()] = text.strip()
+        metrics.update(read_metrics_file(path, name))
+    commands = _commands(args)
     sample_options = parse_pairs(args.sample_option or [])
     dest = args.dest if args.dest is not None else args.zoo_root
     folder = export_run(rest[0], name, dtype=args.dtype or "bf16", recipe=args.recipe, commands=commands,
@@ -203,4 +205,36 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
     if dest is not None:
         print(f"read it with --zoo-root {dest}, e.g. "
               f"genmodels sample zoo:{name} --zoo-root {dest} --n 64 --out grid.png")
+    return 0
+
+
+def _commands(args: argparse.Namespace) -> dict[str, str]:
+    commands = {}
+    for item in args.command or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ConfigError(f"--command {item!r}: expected KEY=TEXT, e.g. \"evaluate=genmodels evaluate RUN_DIR\"")
+        commands[key.strip()] = text.strip()
+    return commands
+
+
+def _record(args: argparse.Namespace, rest: list[str]) -> int:
+    from genmodels.zoo import read_metrics_file, record_metrics
+
+    if len(rest) != 1:
+        raise ConfigError("usage: genmodels zoo record NAME --metrics FILE.json [--command KEY=TEXT ...] (one entry)")
+    other = [f"--{k}" for k in EXPORT_ONLY if k not in ("metrics", "command", "dest")
+             and getattr(args, k) not in (None, False)] + (["--name"] if args.name is not None else [])
+    if other:
+        raise ConfigError(f"{', '.join(other)} go(es) with `genmodels zoo export`; `zoo record` takes --metrics "
+                          f"and --command")
+    if not args.metrics:
+        raise ConfigError("genmodels zoo record NAME needs --metrics FILE.json (what to add to the card)")
+    name = rest[0]
+    metrics: dict = {}
+    for path in args.metrics:
+        metrics.update(read_metrics_file(path, name))
+    card = record_metrics(name, metrics, _commands(args), root=args.dest if args.dest is not None else args.zoo_root)
+    print(f"zoo:{name}: {len(metrics)} metric(s) recorded ({', '.join(metrics)}); the card now holds "
+          f"{len(card['metrics'])}; weights unchanged (sha256 {card['sha256'][:16]}...)")
     return 0

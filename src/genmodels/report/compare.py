@@ -181,8 +181,10 @@ class CompareTable:
                          + (f"; NLL: {'; '.join(kinds)}" if LIKELIHOOD in self.model_metrics and kinds else "")
                          + ("; - where the family defines none (GAN, InfoGAN)" if LIKELIHOOD in self.model_metrics
                             else "") + ".")
-        lines.append("params: parameters of all the model's networks; train CPU-min: CPU-minutes of training, "
-                     "as logged (- when not recorded); step: the training step of the weights (EMA: the EMA weights).")
+        lines.append("params: parameters of all the model's networks, as trained (also those a zoo entry of the "
+                     "sampling networks does not store, e.g. a GAN's discriminator); train CPU-min: CPU-minutes of "
+                     "training, as logged (- when not recorded); step: the training step of the weights "
+                     "(EMA: the EMA weights).")
         options = [f"{r.name}: " + ", ".join(f"{k}={v}" for k, v in r.sample_options.items())
                    for r in self.rows if r.sample_options]
         if options:
@@ -289,6 +291,8 @@ def _clean(v):
 def _num(v, digits: int = 4) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if abs(v) >= 100:   # 195.96 as 196.0, not 196; 12345.6 in full, not 1.235e+04
+        return f"{v:.1f}"
     return f"{v:.{digits}g}"
 
 
