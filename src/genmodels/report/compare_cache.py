@@ -54,6 +54,11 @@ def row_key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _as_stored(parts: dict[str, Any]) -> Any:
+    """The key parts as a row file holds them (JSON types, non-JSON values as text)."""
+    return json.loads(json.dumps(parts, sort_keys=True, default=str))
+
+
 class RowCache:
     """A folder of JSON rows, one per key (`row_key`); `folder=None` keeps nothing."""
 
@@ -77,7 +82,7 @@ class RowCache:
             return None
         try:
             stored = json.loads(path.read_text())
-            if stored.get("parts") != json.loads(json.dumps(parts, sort_keys=True, default=str)):
+            if stored.get("parts") != _as_stored(parts):
                 raise ValueError("its key parts differ from the row's")
             payload = stored["payload"]
             if not isinstance(payload, dict):
@@ -91,5 +96,5 @@ class RowCache:
     def put(self, parts: dict[str, Any], payload: dict[str, Any]) -> None:
         if self.folder is None:
             return
-        record = {"parts": json.loads(json.dumps(parts, sort_keys=True, default=str)), "payload": payload}
+        record = {"parts": _as_stored(parts), "payload": payload}
         write_text(self._path(row_key(parts)), json.dumps(record, indent=1))   # unsorted: the columns follow it

@@ -226,7 +226,7 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     DDPM) become the entry's defaults for `genmodels sample` / `evaluate` (flags override them).
     An existing entry is replaced only with overwrite=True."""
     from genmodels import __version__
-    from genmodels.atomic import make_folder, write_bytes, write_text
+    from genmodels.atomic import make_folder, write_bytes
     from genmodels.run import load_run
     from genmodels.sources import training_cpu_minutes
     from genmodels.zoo import weights as W
@@ -284,8 +284,15 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     }
     make_folder(folder)
     write_bytes(folder / WEIGHTS, data)
-    write_text(folder / CARD, json.dumps(card, indent=2) + "\n")
+    write_card(folder / CARD, card)
     return folder
+
+
+def write_card(path: Path, card: dict) -> None:
+    """Write a card.json atomically (a reader finds the old card or the new one, never half of one)."""
+    from genmodels.atomic import write_text
+
+    write_text(path, json.dumps(card, indent=2) + "\n")
 
 
 def stored_modules(model, networks: ZooNetworks) -> dict[str, torch.nn.Module]:
@@ -415,15 +422,13 @@ def record_metrics(name: str, metrics: dict, commands: dict[str, str] | None = N
                    root: str | Path | None = None) -> dict:
     """Add measured `metrics` (and the `commands` that measured them) to entry `name`'s card, over
     those it has; the weights and their hash are left as they are. Returns the new card (written
-    atomically, so a reader finds the old card or the new one)."""
-    from genmodels.atomic import write_text
-
+    atomically: `write_card`)."""
     path = entry_dir(name, root) / CARD
     card = read_card(path)
     card["metrics"] = {**(card.get("metrics") or {}), **metrics}
     card["commands"] = {**(card.get("commands") or {}), **(commands or {})}
-    write_text(path, json.dumps(card, indent=2) + "\n")
-    return read_card(path)
+    write_card(path, card)
+    return card
 
 
 def metrics_summary(card: dict, limit: int = 4) -> str:
