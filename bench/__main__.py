@@ -78,8 +78,10 @@ KNOWN: dict[str, tuple] = {
                                      "--train-steps", "20", "--precision", "bf16"],
                                     "the same in CUDA bf16 autocast on both sides", {"needs_cuda": True}),
 }
-# not run by `python -m bench`: time_to_quality and fd_vs_nfe are quality studies, profile_bf16 a profile
-NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling", "time_to_quality", "fd_vs_nfe", "profile_bf16"}
+# not run by `python -m bench`: time_to_quality and fd_vs_nfe are quality studies, profile_bf16 a profile,
+# zoo_table writes docs/zoo.md's table from the zoo cards
+NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling", "time_to_quality", "fd_vs_nfe", "profile_bf16",
+                  "zoo_table"}
 
 
 def discover() -> list[Bench]:

@@ -50,6 +50,16 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "cosine": ("cosine schedule (Nichol & Dhariwal 2021)", ["--schedule", "cosine"]),
     "eps": ("eps prediction with uniform weighting (Ho et al. 2020)", ["--prediction", "eps", "--snr-gamma", "0"]),
     "c32-mnist": ("32 channels on full MNIST", ["--channels", "32", "--data", "mnist"]),
+    "edm": ("Karras et al. 2022's training: preconditioning (sigma_d 0.5), lognormal sigma (-1.2, 1.2), unit "
+            "weight on F", ["--prediction", "edm", "--noise-density", "lognormal"]),
+    "edm-uniform": ("Karras et al.'s preconditioning with today's uniform t", ["--prediction", "edm"]),
+    "v-lognormal": ("v prediction, lognormal sigma (-1.2, 1.2), no SNR weighting (EDM with sigma_d = 1)",
+                    ["--noise-density", "lognormal", "--snr-gamma", "0"]),
+    "v-logitnormal": ("v prediction, min-SNR-5, logit-normal(0, 1) time (Esser et al. 2024)",
+                      ["--noise-density", "logit-normal"]),
+    "v-softmin": ("v prediction, soft-min-SNR-5 (Crowson et al. 2024)", ["--snr-weighting", "soft-min"]),
+    "compile": ("torch.compile of the denoiser (its compile time counts)", ["--compile"]),
+    "channels-last": ("channels-last memory format", ["--channels-last"]),
 }
 
 

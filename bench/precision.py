@@ -31,11 +31,12 @@ from genmodels.config import RunConfig
 from genmodels.data import load
 from genmodels.data.dataset import DataSpec
 from genmodels.metrics.modes import mode_coverage
-from genmodels.models.ddpm import DDPM, DDPMConfig
-from genmodels.training import Trainer, build_model
+from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
+from genmodels.run import build_model
+from genmodels.run.seeds import make_generator
+from genmodels.training import Trainer
 from genmodels.training.context import TrainContext
-from genmodels.training.seeds import make_generator
-from genmodels.training.trainer import prepare_modules
+from genmodels.training.prepare import prepare_modules
 
 
 def result(row: dict) -> None:
@@ -104,7 +105,8 @@ def train_and_sample(args, peaks: dict[str, float]) -> None:
 
         def sample(model=model, ctx=ctx):
             with torch.no_grad(), ctx.autocast():
-                model.sample(batch, generator=torch.Generator().manual_seed(2), sampler="ddim", steps=10)
+                model.sample(batch, DDPMSampleOptions(sampler="ddim", steps=10),
+                             generator=torch.Generator().manual_seed(2))
 
         train()                  # warm-up (and compilation)
         sample()
@@ -147,7 +149,8 @@ def quality(args) -> None:
             Trainer(config).fit(model, data)
             seconds = time.perf_counter() - started
             with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-                s = model.sample(2000, generator=make_generator(0, "bench"), sampler="ddim", steps=50)
+                s = model.sample(2000, DDPMSampleOptions(sampler="ddim", steps=50),
+                                 generator=make_generator(0, "bench"))
             cov = mode_coverage(s.float(), data.modes, data.mode_std)
             rows[precision] = (cov, seconds)
             print(f"ring8 DDPM {precision}: {args.quality_steps} steps in {seconds:.1f} s, modes "

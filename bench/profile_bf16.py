@@ -5,6 +5,12 @@ attention, casts, element-wise, optimiser, other).
 
     python bench/profile_bf16.py --threads 1                 # the default U-Net (mnist: 28x28x1, batch 64)
     python bench/profile_bf16.py --threads 1 --top 25        # and the 25 most expensive operators
+    python bench/profile_bf16.py --threads 1 --precisions fp32 --roofline   # the fp32 path, against its peak
+
+--roofline adds, for the fp32 train step, the floating-point operations of one forward + backward
+(torch.utils.flop_counter), the rate they run at (CPU time) against a large fp32 matrix product's
+rate in the same process (the practical peak of this CPU on these threads), and the CPU time of the
+step with channels-last tensors against the default layout, in alternating blocks.
 
 It also times, side by side in this process, the one choice the profile led to: the U-Net's
 self-attention (at 7x7, 49 positions) forward and backward through torch's fused attention under bf16
@@ -100,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=5, help="profiled calls of each (after one warm-up)")
     parser.add_argument("--top", type=int, default=12, help="operators listed per profile")
     parser.add_argument("--channels", type=int, default=0, help="U-Net base channels (0 = the default)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--roofline", action="store_true", help="fp32 step: FLOP rate against the matmul peak, "
+                                                                "and channels-last against the default layout")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = DDPMConfig() if not args.channels else DDPMConfig(channels=args.channels)
@@ -109,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     t = torch.randint(1, 1001, (args.batch,), generator=gen)
     unet = DDPM(config, DataSpec("image", (1, 28, 28))).net
     attention_channels = [m.qkv.in_channels for m in unet.modules() if type(m).__name__ == "SelfAttention"]
-    for c in sorted(set(attention_channels)):
+    precisions = [p for p in args.precisions.split(",") if p]
+    if args.roofline:
+        roofline(config, x, t, args.threads)
+    for c in sorted(set(attention_channels)) if "bf16" in precisions else ():
         ab = attention_ab(args.batch, c)
         print(f"self-attention at 7x7 ({c} channels, batch {args.batch}), forward + backward under bf16 autocast: "
               f"bf16 {ab['bf16'] * 1e3:.2f} ms, fp32 {ab['fp32'] * 1e3:.2f} ms "
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                                       "ratio": round(ab["bf16"] / ab["fp32"], 3),
                                       "detail": f"{ab['fp32'] * 1e3:.2f} vs {ab['bf16'] * 1e3:.2f} ms "
                                                 f"(batch {args.batch}, 49 positions, {c} channels)"}))
-    for precision in ("fp32", "bf16"):
+    for precision in precisions:
         model = DDPM(config, DataSpec("image", (1, 28, 28)))
         ctx = TrainContext(device=torch.device("cpu"), generator=torch.Generator().manual_seed(1),
                            precision=precision, grad_clip=1.0, next_batch=lambda: (x, y))
@@ -143,6 +155,60 @@ def main(argv: list[str] | None = None) -> None:
             print("RESULT " + json.dumps({"profile": f"{precision} {what}", "batch": args.batch,
                                           "threads": args.threads, "ms": round(total * 1e3, 2),
                                           "share": {k: round(v / total, 4) for k, v in cats.items()}}))
+
+
+def roofline(config: DDPMConfig, x: torch.Tensor, t: torch.Tensor, threads: int, blocks: int = 4,
+             reps: int = 3) -> None:
+    """FLOP rate of the U-Net's fp32 forward + backward against a 1024^3 fp32 matmul, and its CPU time
+    with channels-last tensors against the default layout (alternating blocks, medians)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    start = time.process_time()
+    for _ in range(10):
+        a @ b
+    peak = 2 * 1024**3 / ((time.process_time() - start) / 10)
+
+    def step_fn(channels_last: bool):
+        net = DDPM(config, DataSpec("image", (1, 28, 28))).net
+        xx = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+
+        def step():
+            loss = net(xx, t.float()).square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step, net
+
+    fns = {"default": step_fn(False), "channels-last": step_fn(True)}
+    with FlopCounterMode(display=False) as counter:
+        fns["default"][1](x, t.float()).square().mean().backward()
+    flops = counter.get_total_flops()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for f, _ in fns.values():
+        f()
+    for _ in range(blocks):
+        for name, (f, _) in fns.items():
+            start = time.process_time()
+            for _ in range(reps):
+                f()
+            times[name].append((time.process_time() - start) / reps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rate = flops / med["default"]
+    print(f"fp32 train step (batch {len(x)}, {threads} thread(s)): {flops / 1e9:.2f} GFLOP forward + backward, "
+          f"{med['default']:.3f} CPU-s, {rate / 1e9:.1f} GFLOP/s = {rate / peak:.0%} of a 1024^3 fp32 matmul's "
+          f"{peak / 1e9:.1f} GFLOP/s; channels-last {med['channels-last']:.3f} CPU-s "
+          f"(x{med['default'] / med['channels-last']:.2f} the default layout's speed)")
+    print("RESULT " + json.dumps({"benchmark": f"fp32 U-Net train step: FLOP rate against matmul peak ({threads} "
+                                               "thread)", "gflops": round(flops / 1e9, 2),
+                                  "rate_gflops": round(rate / 1e9, 1), "peak_gflops": round(peak / 1e9, 1),
+                                  "fraction_of_peak": round(rate / peak, 3),
+                                  "channels_last_speed": round(med["default"] / med["channels-last"], 3)}))
 
 
 if __name__ == "__main__":

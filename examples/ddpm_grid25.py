@@ -18,9 +18,13 @@ import torch
 from genmodels.atomic import write_text
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
-from genmodels.metrics.evaluate import EvalConfig, evaluate, sample_batches
+from genmodels.evaluation import evaluate
+from genmodels.metrics.evaluate import EvalConfig
+from genmodels.models.ddpm import DDPMSampleOptions
 from genmodels.report import write_report
-from genmodels.training import Trainer, build_model, load_run
+from genmodels.run import build_model, load_run
+from genmodels.sampling import sample_batches
+from genmodels.training import Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     test = load("grid25", split="test", seed=config.seed)
     n = 300 if args.quick else 2000
     generator = torch.Generator(device=device).manual_seed(0)
-    options = {"sampler": "ddim", "steps": 5 if args.quick else 50}
+    options = DDPMSampleOptions(sampler="ddim", steps=5 if args.quick else 50)
     report = evaluate(train, test, EvalConfig(metrics="fd,prdc,modes", n=n, progress=False),
                       samples=lambda bs: sample_batches(run.model, n, bs, generator, (2,), options, progress=False,
                                                         clamp=False),
-                      n_samples=n, title=f"DDPM on grid25, step {run.step}, DDIM-{options['steps']}")
+                      n_samples=n, title=f"DDPM on grid25, step {run.step}, DDIM-{options.steps}")
     print(report.format_table())
     write_text(result.run_dir / "eval.json", json.dumps(report.to_dict(), indent=2))  # atomic, as the run's own files
 

@@ -19,9 +19,12 @@ import torch
 from genmodels.atomic import write_text
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
-from genmodels.metrics.evaluate import EvalConfig, evaluate, sample_batches
+from genmodels.evaluation import evaluate
+from genmodels.metrics.evaluate import EvalConfig
 from genmodels.report import write_report
-from genmodels.training import Trainer, build_model, load_run
+from genmodels.run import build_model, load_run
+from genmodels.sampling import sample_batches
+from genmodels.training import Trainer
 
 
 def main(argv: list[str] | None = None) -> int:

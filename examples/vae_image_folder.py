@@ -21,7 +21,8 @@ from genmodels.atomic import atomic_file
 from genmodels.config import RunConfig
 from genmodels.data import load, load_config
 from genmodels.report import write_report
-from genmodels.training import Trainer, build_model
+from genmodels.run import build_model
+from genmodels.training import Trainer
 
 
 def write_demo_folder(folder: Path, n: int) -> Path:

@@ -16,7 +16,7 @@ from disk_faults import fail_writes
 
 from genmodels.atomic import LineAppender, atomic_file, check_output_path, remove_stale_temporaries, write_text
 from genmodels.errors import GenmodelsError, OutputError
-from genmodels.training.checkpoint import load_checkpoint, save_atomic
+from genmodels.run.checkpoint import load_checkpoint, save_atomic
 from genmodels.viz import save_curves, save_grid
 
 

@@ -10,8 +10,8 @@ from toy_models import install, toy_data
 
 from genmodels.config import RunConfig
 from genmodels.errors import CheckpointError, ConfigError
-from genmodels.training import Trainer, build_model, load_run
-from genmodels.training.checkpoint import (
+from genmodels.run import build_model, load_run
+from genmodels.run.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     check_model,
@@ -19,6 +19,7 @@ from genmodels.training.checkpoint import (
     load_modules,
     save_atomic,
 )
+from genmodels.training import Trainer
 
 
 class RunsCode:

@@ -83,7 +83,7 @@ def test_each_row_is_what_evaluate_gives(runs, tmp_path, capsys):
         assert row["likelihood"]["value"] == expected["value"]
         assert row["likelihood"]["unit"] == ("nats" if family == "vae" else "bits/dim")
 
-    from genmodels.training.run_dir import load_run
+    from genmodels.run import load_run
 
     model = load_run(runs["gan"]).model
     assert rows["gan"]["params"] == sum(p.numel() for m in model.modules().values() for p in m.parameters())
@@ -159,8 +159,8 @@ def test_evaluate_and_compare_take_zoo_sources(runs, tmp_path, capsys):
 
 
 def test_cached_rows_come_back_equal_and_only_new_rows_are_measured(runs, tmp_path, capsys, monkeypatch):
-    import genmodels.cli.evaluate as ev
-    from genmodels.metrics import evaluate as E
+    import genmodels.evaluation.compare as ev
+    from genmodels.evaluation import measure as E
 
     cache = tmp_path / "cache"
     small = ["--metrics", "fd,prdc,nll", "--n", "50", "--nll-n", "10", "--k", K, *COMMON, "--json"]
@@ -212,7 +212,7 @@ def test_cache_keys_follow_the_weights_not_the_path(runs, tmp_path):
     import torch
 
     from genmodels.report.compare_cache import weights_digest
-    from genmodels.training.run_dir import load_run
+    from genmodels.run import load_run
 
     copy = tmp_path / "renamed"
     shutil.copytree(runs["ddpm"], copy)

@@ -15,7 +15,7 @@ from genmodels.diffusion.gaussian import q_sample
 from genmodels.diffusion.samplers import ancestral, ddim
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, DataError
-from genmodels.models.ddpm import DDPM, DDPMConfig
+from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
 
 T = 30
 SHAPE = (1, 8, 8)
@@ -117,11 +117,11 @@ def test_model_inpaint_and_img2img(one_thread):
     model = tiny_model()
     x0 = images(2)
     mask = read_mask("fill-right", SHAPE)
-    out = model.inpaint(x0, mask, generator=gen(0), steps=8, jump_length=2, resample=2)
+    out = model.inpaint(x0, mask, generator=gen(0), jump_length=2, resample=2, options=DDPMSampleOptions(steps=8))
     keep = mask.bool().expand_as(x0)
     assert out.shape == x0.shape and torch.equal(out[keep], x0[keep]) and not torch.equal(out[~keep], x0[~keep])
     assert torch.equal(model.img2img(x0, 0.0, generator=gen(0)), x0)
-    edited = model.img2img(x0, 0.6, generator=gen(0), sampler="dpm++", steps=5)
+    edited = model.img2img(x0, 0.6, generator=gen(0), options=DDPMSampleOptions(sampler="dpm++", steps=5))
     assert edited.shape == x0.shape and edited.abs().max() <= 1
 
 
@@ -137,7 +137,7 @@ def test_model_inputs_are_validated(one_thread):
     with pytest.raises(DataError, match=r"\[-1, 1\]"):
         model.inpaint(x0 * 3, torch.ones(1, 1, 8, 8))
     with pytest.raises(ConfigError, match="ancestral"):
-        model.inpaint(x0, torch.ones(1, 1, 8, 8), sampler="ddim")
+        model.inpaint(x0, torch.ones(1, 1, 8, 8), options=DDPMSampleOptions(sampler="ddim"))
     with pytest.raises(DataError, match="images must have shape"):
         model.img2img(torch.zeros(2, 1, 4, 4), 0.5)
     with pytest.raises(ConfigError, match="points"):

@@ -17,11 +17,12 @@ import torch
 
 from genmodels.cli import main
 from genmodels.cli.sample import OPTIONS as SAMPLE_OPTIONS
-from genmodels.config import RunConfig, field_types
+from genmodels.config import RunConfig
+from genmodels.config_fields import field_types
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError, GenmodelsError
 from genmodels.models.registry import MODELS, get_model
-from genmodels.training.run_dir import RunDir, build_model
+from genmodels.run import RunDir, build_model
 
 FAMILIES = sorted(MODELS)
 NON_FINITE = ("inf", "-inf", "nan")
@@ -131,7 +132,7 @@ def _fake_run(tmp_path, family: str):
     return run.path
 
 
-SAMPLE_FLOAT_CASES = [(f, name) for f in FAMILIES for name, _ in _fields(get_model(f)[2], float)]
+SAMPLE_FLOAT_CASES = [(f, name) for f in FAMILIES for name, _ in _fields(get_model(f).options_cls, float)]
 
 
 @pytest.mark.parametrize("family, name", SAMPLE_FLOAT_CASES, ids=[f"{f}-{n}" for f, n in SAMPLE_FLOAT_CASES])
@@ -144,9 +145,9 @@ def test_non_finite_sample_options_are_refused(tmp_path, capsys, family, name):
     for value in NON_FINITE:
         err = _one_line_error(capsys, main(["sample", str(run), "--n", "4", "--out", str(out), f"{flag}={value}"]))
         assert name in err and "finite" in err, err
-    options = get_model(family)[2]()
+    options = get_model(family).options_cls()
     setattr(options, name, float("nan"))
-    from genmodels.config_checks import validate_options
+    from genmodels.config_fields import validate_options
 
     with pytest.raises(ConfigError, match=rf"sample\.{name} must be a finite number"):
         validate_options(options, "sample")
@@ -164,7 +165,7 @@ def test_a_negative_sampling_batch_size_is_refused(tmp_path, capsys):
     assert "--batch-size must be >= 0" in err
 
 
-MODEL_INT_CASES = [(f, name, is_list) for f in FAMILIES for name, is_list in _fields(get_model(f)[1], int)]
+MODEL_INT_CASES = [(f, name, is_list) for f in FAMILIES for name, is_list in _fields(get_model(f).config_cls, int)]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -200,7 +201,7 @@ def test_the_size_check_names_the_option_and_the_memory():
 
 
 def test_more_samples_than_memory_are_refused_before_drawing():
-    from genmodels.cli.sample import check_sample_memory
+    from genmodels.sampling import check_sample_memory
 
     check_sample_memory(1000, (3, 32, 32))
     with pytest.raises(ConfigError, match=r"--n 1000000000000: .* need .* more than this machine's"):

@@ -23,12 +23,16 @@ from genmodels.cli import build_parser, main
 from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
 from genmodels.config_fields import choices_of, field_choices, field_types
 from genmodels.errors import ConfigError
+from genmodels.metrics.evaluate import EvalConfig
 from genmodels.models.registry import MODELS, get_model
+from genmodels.report.compare import CompareConfig
 from genmodels.training import distributed
 from genmodels.training.hardware import check_machine, check_precision
 
 FAMILIES = sorted(MODELS)
-CLASSES = [DataConfig, TrainerConfig, RunConfig] + [cls for f in FAMILIES for cls in get_model(f)[1:]]
+CLASSES = ([DataConfig, TrainerConfig, RunConfig, EvalConfig, CompareConfig]
+           + [cls for f in FAMILIES for cls in get_model(f)[1:]]
+           + [get_model(f).model_cls.evaluate_options for f in FAMILIES])
 MODE_FIELDS = [(cls, name) for cls in CLASSES for name in field_choices(cls)]
 FAST = ["--steps", "2", "--batch-size", "8", "--no-progress", "--threads", "1", "--sample-every", "0",
         "--no-report", "--no-tensorboard"]
@@ -41,7 +45,8 @@ def _id(case) -> str:
 
 def test_the_library_has_mode_fields_to_check():
     names = {_id(case) for case in MODE_FIELDS}
-    assert {"TrainerConfig.precision", "TrainerConfig.lr_schedule", "DDPMConfig.prediction", "DDPMConfig.loss",
+    assert {"EvalConfig.precision", "CompareConfig.precision", "DDPMEvaluateOptions.ode_trace",
+            "TrainerConfig.precision", "TrainerConfig.lr_schedule", "DDPMConfig.prediction", "DDPMConfig.loss",
             "DDPMConfig.variance", "DDPMConfig.schedule", "GANConfig.loss", "VAEConfig.decoder"} <= names
 
 
@@ -97,7 +102,7 @@ def _default(field: dataclasses.Field):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_trainer_and_model_field_has_a_flag_with_its_default_and_choices(family):
     actions = _actions(family)
-    for section, cls in (("trainer", TrainerConfig), ("model", get_model(family)[1])):
+    for section, cls in (("trainer", TrainerConfig), ("model", get_model(family).config_cls)):
         types_, choices = field_types(cls), field_choices(cls)
         for field in dataclasses.fields(cls):
             action = actions.get(f"{section}__{field.name}")

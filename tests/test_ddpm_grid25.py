@@ -9,7 +9,7 @@ from conftest import FakeContext
 
 from genmodels.data.load import load
 from genmodels.metrics.modes import mode_coverage
-from genmodels.models.ddpm import DDPM, DDPMConfig
+from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
 from genmodels.viz import save_scatter
 
 
@@ -27,7 +27,8 @@ def test_grid25_all_modes_covered(tmp_path, one_thread):
         model.train_step((data.x[idx], data.y[idx]), ctx)
         decay.step()
     train_s = time.time() - start
-    samples = model.sample(2500, generator=torch.Generator().manual_seed(2), sampler="dpm++", steps=25)
+    samples = model.sample(2500, DDPMSampleOptions(sampler="dpm++", steps=25),
+                           generator=torch.Generator().manual_seed(2))
     cov = mode_coverage(samples, data.modes, data.mode_std)
     print(f"grid25: trained {steps} steps in {train_s:.0f} s; dpm++-25 samples: {cov}")
     save_scatter(samples, tmp_path / "grid25.png", reference=data.x[:2500], modes=data.modes)

@@ -16,9 +16,9 @@ from genmodels.cli import main
 from genmodels.config import load_toml
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
-from genmodels.models.ddpm import DDPM, DDPMConfig
-from genmodels.training import load_run
-from genmodels.training.checkpoint import check_model, load_checkpoint
+from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMEvaluateOptions, DDPMSampleOptions
+from genmodels.run import load_run
+from genmodels.run.checkpoint import check_model, load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -75,7 +75,7 @@ def test_learned_sigma_model_trains_with_l_hybrid_and_samples_with_every_sampler
     assert logs["loss"] == pytest.approx(logs["l_simple"] + 1e-3 * logs["l_vlb"], rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters(), strict=True))
     for sampler in ("ancestral", "ddim", "dpm++", "heun", "euler-ancestral"):
-        x = model.sample(3, generator=torch.Generator().manual_seed(1), sampler=sampler, steps=4)
+        x = model.sample(3, DDPMSampleOptions(sampler=sampler, steps=4), generator=torch.Generator().manual_seed(1))
         assert x.shape == (3, *data.spec.shape) and torch.isfinite(x).all(), sampler
 
 
@@ -88,14 +88,16 @@ def test_ancestral_sampling_and_the_bound_follow_the_network_v():
         model.net.out[-1].weight[2:].zero_()
         model.net.out[-1].bias[2:].fill_(0.0)           # v = 0: Sigma = beta~_t
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    anc0 = model.sample(64, generator=g(), sampler="ancestral")
-    ddim0 = model.sample(64, generator=g(), sampler="ddim", steps=5)
-    nll0 = model.evaluate("nll", data, n=64, estimates="bound", generator=g())["nats_per_dim_total"]
+    anc0 = model.sample(64, DDPMSampleOptions(sampler="ancestral"), generator=g())
+    ddim0 = model.sample(64, DDPMSampleOptions(sampler="ddim", steps=5), generator=g())
+    nll0 = model.evaluate("nll", data, DDPMEvaluateOptions(nll_estimates="bound"), n=64,
+                          generator=g())["nats_per_dim_total"]
     with torch.no_grad():
         model.net.out[-1].bias[2:].fill_(1.0)           # v = 1: Sigma = beta_t
-    assert not torch.equal(anc0, model.sample(64, generator=g(), sampler="ancestral"))
-    assert torch.equal(ddim0, model.sample(64, generator=g(), sampler="ddim", steps=5))
-    assert nll0 != model.evaluate("nll", data, n=64, estimates="bound", generator=g())["nats_per_dim_total"]
+    assert not torch.equal(anc0, model.sample(64, DDPMSampleOptions(sampler="ancestral"), generator=g()))
+    assert torch.equal(ddim0, model.sample(64, DDPMSampleOptions(sampler="ddim", steps=5), generator=g()))
+    assert nll0 != model.evaluate("nll", data, DDPMEvaluateOptions(nll_estimates="bound"), n=64,
+                                  generator=g())["nats_per_dim_total"]
 
 
 def test_points_model_reports_the_three_likelihood_estimates():
@@ -108,9 +110,9 @@ def test_points_model_reports_the_three_likelihood_estimates():
     assert {"nats_per_dim_total", "nats_per_dim_is", "nats_per_dim_ode", "is_k", "ode_nfe", "n"} <= set(out)
     assert all(math.isfinite(v) for v in out.values()) and out["is_k"] == 8 and out["ode_nfe"] > 10
     with pytest.raises(ConfigError, match="likelihood estimate.*bound, is, ode"):
-        model.evaluate("nll", data, n=4, estimates="bound,elbo")
+        model.evaluate("nll", data, DDPMEvaluateOptions(nll_estimates="bound,elbo"), n=4)
     # each estimate is computed on its own: asking for the others does not change the bound
-    alone = model.evaluate("nll", data, n=32, batch_size=32, estimates="bound",
+    alone = model.evaluate("nll", data, DDPMEvaluateOptions(nll_estimates="bound"), n=32, batch_size=32,
                            generator=torch.Generator().manual_seed(4))
     assert alone["nats_per_dim_total"] == out["nats_per_dim_total"]
 

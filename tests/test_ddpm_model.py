@@ -8,8 +8,9 @@ from conftest import FakeContext
 
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError
-from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
+from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMEvaluateOptions, DDPMSampleOptions
 from genmodels.models.registry import get_model
+from genmodels.models.vae import VAESampleOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -52,9 +53,9 @@ def test_image_training_step_sampling_and_nll(loss, prediction, variance):
     assert ("l_vlb" in logs) == (loss != "simple")
     assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters(), strict=True))
     for sampler in ("ancestral", "ddim", "dpm++"):
-        x = model.sample(3, generator=torch.Generator().manual_seed(1), sampler=sampler, steps=5)
+        x = model.sample(3, DDPMSampleOptions(sampler=sampler, steps=5), generator=torch.Generator().manual_seed(1))
         assert x.shape == (3, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
-    nll = model.evaluate("nll", data, n=4, num_timesteps=5, estimates="bound",
+    nll = model.evaluate("nll", data, DDPMEvaluateOptions(num_timesteps=5, nll_estimates="bound"), n=4,
                          generator=torch.Generator().manual_seed(2))
     parts = nll["bpd_L_T"] + nll["bpd_L_1:T-1"] + nll["bpd_L_0"]
     assert nll["bpd_total"] == pytest.approx(parts) and nll["n"] == 4
@@ -63,17 +64,17 @@ def test_image_training_step_sampling_and_nll(loss, prediction, variance):
 
 def test_sampling_is_reproducible_and_options_are_checked():
     model = DDPM(DDPMConfig(**TINY_IMAGE), image_data().spec)
-    a = model.sample(2, generator=torch.Generator().manual_seed(3), sampler="ddim", steps=4, eta=1.0)
-    b = model.sample(2, generator=torch.Generator().manual_seed(3), sampler="ddim", steps=4, eta=1.0)
+    a = model.sample(2, DDPMSampleOptions(sampler="ddim", steps=4, eta=1.0), generator=torch.Generator().manual_seed(3))
+    b = model.sample(2, DDPMSampleOptions(sampler="ddim", steps=4, eta=1.0), generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="sample.sampler.*ancestral, ddim, dpm"):
-        model.sample(1, sampler="euler")
+        model.sample(1, DDPMSampleOptions(sampler="euler"))
     with pytest.raises(ConfigError, match="unknown DDPM sample option"):
-        model.sample(1, temperature=0.5)
+        model.sample(1, VAESampleOptions(temperature=0.5))   # another family's options
     with pytest.raises(ConfigError, match="class-conditional"):
-        model.sample(1, guidance=3.0)
+        model.sample(1, DDPMSampleOptions(guidance=3.0))
     with pytest.raises(ConfigError, match="1..50"):
-        model.sample(1, sampler="ddim", steps=51)
+        model.sample(1, DDPMSampleOptions(sampler="ddim", steps=51))
     strip = model.views(torch.Generator().manual_seed(4))["denoising"]
     assert strip.shape == (80, 1, 8, 8)
 
@@ -88,9 +89,9 @@ def test_classifier_free_guidance():
     for _ in range(3):
         model.train_step((data.x[:8], data.y[:8]), ctx)
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
-    plain = model.sample(4, generator=g(), sampler="ddim", steps=5, label=2)
-    guided = model.sample(4, generator=g(), sampler="ddim", steps=5, label=2, guidance=3.0)
-    uncond = model.sample(4, generator=g(), sampler="ddim", steps=5, label=2, guidance=0.0)
+    plain = model.sample(4, DDPMSampleOptions(sampler="ddim", steps=5, label=2), generator=g())
+    guided = model.sample(4, DDPMSampleOptions(sampler="ddim", steps=5, label=2, guidance=3.0), generator=g())
+    uncond = model.sample(4, DDPMSampleOptions(sampler="ddim", steps=5, label=2, guidance=0.0), generator=g())
     assert not torch.allclose(plain, guided) and not torch.allclose(plain, uncond)
     # guidance w = 1 is exactly the conditional model; the guided eps is eps_u + w (eps_c - eps_u)
     xt, t, y = torch.randn(4, 1, 8, 8), torch.full((4,), 30), torch.full((4,), 2)
@@ -99,7 +100,7 @@ def test_classifier_free_guidance():
         e_c, e_u = model.eps_fn(y, 1.0)(xt, t), model.eps_fn(y, 0.0)(xt, t)
         assert torch.allclose(model.eps_fn(y, 3.0)(xt, t), e_u + 3.0 * (e_c - e_u), atol=1e-5)
     with pytest.raises(ConfigError, match="label must be"):
-        model.sample(1, label=3)
+        model.sample(1, DDPMSampleOptions(label=3))
 
 
 def test_points_model_learns_a_two_point_mixture_and_reports_nats_per_dim():
@@ -121,7 +122,7 @@ def test_points_model_learns_a_two_point_mixture_and_reports_nats_per_dim():
     near = torch.cdist(s, centres).min(1)
     assert (near.values < 1.5).float().mean() > 0.9                 # samples land on the two modes
     assert 0.2 < (near.indices == 0).float().mean() < 0.8             # and use both of them
-    nll = model.evaluate("nll", data, n=64, num_timesteps=20, estimates="bound",
+    nll = model.evaluate("nll", data, DDPMEvaluateOptions(num_timesteps=20, nll_estimates="bound"), n=64,
                          generator=torch.Generator().manual_seed(2))
     assert set(nll) >= {"nats_per_dim_total", "nats_per_dim_L_0", "n"}
     # in data coordinates the bound sits above the data entropy, log(2)/2 + log(0.3 sqrt(2 pi e)) ~ 0.56

@@ -88,7 +88,8 @@ class Laplace(GenerativeModel):
         return {"nll": nll.item()}
 
     @torch.no_grad()
-    def sample(self, n, *, generator=None, temperature: float = 1.0):
+    def sample(self, n, options=None, *, generator=None):
+        temperature = self.options_of(options).temperature
         u = torch.rand(n, self.net.loc.shape[0], generator=generator, device=self.device) - 0.5
         x = self.net.loc - temperature * self.net.scale() * torch.sign(u) * torch.log1p(-2 * u.abs())   # inverse CDF
         x = x.reshape(n, *self.spec.shape)
@@ -101,7 +102,7 @@ class Laplace(GenerativeModel):
         return {"adam": self.opt}
 
     @torch.no_grad()
-    def evaluate(self, metric, data, **options):
+    def evaluate(self, metric, data, options=None, **budget):
         self.check_metric(metric)
         return {"nll": self.net.nll(data.x.to(self.device).flatten(1)).mean().item()}
 

@@ -13,18 +13,21 @@ from torch import nn
 from genmodels.cli import main
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError
-from genmodels.metrics.evaluate import EvalConfig, SamplingStats, evaluate, sample_batches
+from genmodels.evaluation import evaluate
+from genmodels.metrics.evaluate import EvalConfig
 from genmodels.models.base import GenerativeModel, NoSampleOptions
 from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
-from genmodels.run.sample_batch import (
+from genmodels.sampling.loop import SamplingStats, sample_batches
+from genmodels.sampling.plan import (
     ACTIVATION_FACTOR,
     MEMORY_SHARE,
     auto_batch_size,
     free_memory_bytes,
+    inference,
     probe_bytes_per_sample,
+    sampling_precision,
 )
 from genmodels.training.hardware import cpu_has_fast_bf16
-from genmodels.training.inference import inference, sampling_precision
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -59,7 +62,7 @@ class Looping(GenerativeModel):
         self.net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
         self.calls, self.forwards, self.seen = calls, 0, []
 
-    def sample(self, n, *, generator=None, **options):
+    def sample(self, n, options=None, *, generator=None):
         x = torch.randn(n, 2, generator=generator)
         for _ in range(self.calls):
             self.forwards += 1
@@ -127,7 +130,7 @@ def test_bf16_samples_are_close_to_fp32():
     draws = {}
     for precision in ("fp32", "bf16"):
         with inference(precision, CPU):
-            draws[precision] = model.sample_with(256, options, generator=torch.Generator().manual_seed(1)).float()
+            draws[precision] = model.sample(256, options, generator=torch.Generator().manual_seed(1)).float()
     a, b = draws["fp32"], draws["bf16"]
     assert not torch.equal(a, b)                                      # bf16 did run
     assert abs(a.mean() - b.mean()) < 0.02 and abs(a.std() - b.std()) < 0.02
@@ -137,8 +140,8 @@ def test_bf16_samples_are_close_to_fp32():
 class WithMetric(Looping):
     metric_names = ("own",)
 
-    def evaluate(self, metric, data, **options):
-        self.options = options
+    def evaluate(self, metric, data, options=None, **keywords):
+        self.options = keywords
         return {"own": 1.0}
 
 

@@ -180,20 +180,20 @@ def test_conditional_gan_uses_labels():
     x, y = torch.rand(40, 1, 28, 28) * 2 - 1, torch.arange(40) % 10
     ctx = FakeContext(x, y, batch_size=8)
     model.train_step(ctx.next_batch(), ctx)
-    s = model.sample(4, label=3, generator=torch.Generator().manual_seed(0))
+    s = model.sample(4, GANSampleOptions(label=3), generator=torch.Generator().manual_seed(0))
     assert s.shape == (4, 1, 28, 28)
     # the label changes the sample for the same noise
-    a = model.sample(4, label=3, generator=torch.Generator().manual_seed(0))
-    b = model.sample(4, label=7, generator=torch.Generator().manual_seed(0))
+    a = model.sample(4, GANSampleOptions(label=3), generator=torch.Generator().manual_seed(0))
+    b = model.sample(4, GANSampleOptions(label=7), generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, s) and not torch.allclose(a, b)
     with pytest.raises(DataError, match="labels"):
         model.train_step((x[:8], torch.full((8,), -1)), ctx)
     with pytest.raises(ConfigError, match="class"):
-        model.sample(2, label=10)
+        model.sample(2, GANSampleOptions(label=10))
     with pytest.raises(ConfigError, match="labelled data"):
         GAN(small(conditional=True), POINTS)
     with pytest.raises(ConfigError, match="conditional"):
-        GAN(small(), POINTS).sample(2, label=1)
+        GAN(small(), POINTS).sample(2, GANSampleOptions(label=1))
 
 
 @pytest.mark.parametrize("field,value,match", [("k", 0, "model.k"), ("loss", "lsgan", "minimax"),

@@ -21,10 +21,10 @@ from toy_models import Toy
 from genmodels.config import RunConfig
 from genmodels.data import load
 from genmodels.errors import TrainingDiverged
+from genmodels.run.checkpoint import load_checkpoint
 from genmodels.run.load import build_model
 from genmodels.run.seeds import make_generator
 from genmodels.training import Trainer
-from genmodels.training.checkpoint import load_checkpoint
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
 from genmodels.training.health import Health

@@ -114,9 +114,10 @@ def test_sample_and_code_value():
     assert x.shape == (12, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     same = m.sample(12, generator=torch.Generator().manual_seed(0))
     assert torch.equal(x, same)
-    assert m.sample(4, generator=torch.Generator().manual_seed(0), code_value=3).shape == (4, 1, 28, 28)
+    assert m.sample(4, InfoGANSampleOptions(code_value=3), generator=torch.Generator().manual_seed(0)).shape == (4, 1,
+                    28, 28)
     with pytest.raises(ConfigError, match="0..9"):
-        m.sample(4, code_value=10)
+        m.sample(4, InfoGANSampleOptions(code_value=10))
 
 
 def test_traversal_codes_are_row_major():
@@ -135,7 +136,7 @@ def test_traversal_codes_are_row_major():
 def test_sample_traverse_returns_the_grid_images():
     m = model()
     opts = InfoGANSampleOptions(traverse=True, traverse_steps=5)
-    x = m.sample(50, generator=torch.Generator().manual_seed(1), **vars(opts))
+    x = m.sample(50, opts, generator=torch.Generator().manual_seed(1))
     assert x.shape == (50, 1, 28, 28)
     # row-major grid with one z: the same images as G on the traversal codes
     g = torch.Generator().manual_seed(1)
@@ -144,8 +145,8 @@ def test_sample_traverse_returns_the_grid_images():
     m.G.eval()
     expected = m.generate(z, traversal_codes(m.codes, base, steps=5))
     assert torch.allclose(x, expected, atol=1e-6)
-    assert m.sample(75, generator=torch.Generator().manual_seed(1), **vars(opts)).shape == (75, 1, 28, 28)
-    assert m.sample_nrow(**vars(opts)) == 5 and m.sample_nrow() is None
+    assert m.sample(75, opts, generator=torch.Generator().manual_seed(1)).shape == (75, 1, 28, 28)
+    assert m.sample_nrow(opts) == 5 and m.sample_nrow() is None
     views = m.views(torch.Generator().manual_seed(0))
     assert set(views) == {"traversal_cont0", "traversal_cont1"}
     assert views["traversal_cont0"].shape == (1, 1, 2 + 10 * 30, 2 + 10 * 30)

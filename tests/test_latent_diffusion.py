@@ -10,9 +10,10 @@ import torch
 
 from genmodels.cli import main
 from genmodels.config import load_toml
-from genmodels.data import load
 from genmodels.data.latents import latent_scale
 from genmodels.errors import ConfigError
+from genmodels.models.ddpm import DDPMSampleOptions
+from genmodels.run import load_data as load
 
 QUICK = ["--threads", "1", "--device", "cpu", "--set", "trainer.sample_every=0", "--set", "trainer.report=false"]
 
@@ -60,13 +61,14 @@ def test_sample_decodes_to_images_of_the_vae_data_shape(runs):
 
 def test_decoding_is_the_vae_decoder_of_the_unscaled_latents(runs):
     from genmodels.latent_run import decode_latents
-    from genmodels.training.run_dir import load_run
+    from genmodels.run import load_run
 
     loaded = load_run(runs / "ldm")
     decoded = decode_latents(loaded)
     assert decoded.spec.kind == "image" and decoded.config.data.name == "mnist5k"
-    x = decoded.model.sample(3, generator=torch.Generator().manual_seed(0), steps=5)
-    z = loaded.model.sample(3, generator=torch.Generator().manual_seed(0), steps=5) / loaded.spec.latent.scale
+    x = decoded.model.sample(3, DDPMSampleOptions(steps=5), generator=torch.Generator().manual_seed(0))
+    z = loaded.model.sample(3, DDPMSampleOptions(steps=5),
+                            generator=torch.Generator().manual_seed(0)) / loaded.spec.latent.scale
     assert torch.equal(x, decoded.model.vae.decode(z, mean=True))
 
 
@@ -81,7 +83,7 @@ def test_a_vae_trained_further_is_refused(runs, tmp_path):
     import dataclasses
 
     from genmodels.latent_run import decode_latents
-    from genmodels.training.run_dir import load_run
+    from genmodels.run import load_run
 
     loaded = load_run(runs / "ldm")
     moved = loaded.spec.latent.__class__(vae_run=loaded.spec.latent.vae_run, vae_step=7, scale=1.0)

@@ -1,8 +1,9 @@
 """The package's layers, read from the source with `ast` (module- and function-level imports alike):
-each part imports only from its own layer or the ones below it, the trainer never imports the
-report, and nothing probes a model or a step context for what it has (`getattr(model, ...)`,
-`hasattr(model, ...)`, `inspect.signature`): the contract of `genmodels.models.base` says what
-there is. CONTRIBUTING.md draws the same picture."""
+each part imports only from its own layer or the ones below it, no module imports itself back
+through others (no import circle, at any depth), the trainer never imports the report, and nothing
+probes a model or a step context for what it has (`getattr(model, ...)`, `hasattr(model, ...)`,
+`inspect.signature`): the contract of `genmodels.models.base` says what there is. CONTRIBUTING.md
+draws the same picture."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "genmodels"
 
 # Lowest first. A module may import from its own layer and the layers below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundation", {"errors", "config_fields", "config_checks", "atomic", "viz"}),
+    ("foundation", {"errors", "config_fields", "atomic", "viz", "version"}),
     ("nets", {"nets"}),
     ("data, diffusion", {"data", "diffusion"}),
     ("metrics", {"metrics"}),
@@ -26,13 +27,11 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("training", {"training"}),
     ("report, theory", {"report", "theory"}),
     ("sources, zoo, latent_run", {"sources", "zoo", "latent_run"}),
+    ("sampling, evaluation", {"sampling", "evaluation"}),
     ("api, cli", {"api", "cli", "__init__", "__main__"}),
 ]
 LAYER_OF = {part: i for i, (_, parts) in enumerate(LAYERS) for part in parts}
 
-# The one import that runs up the layers, by design: the data set `latents:VAE_RUN` is the encoder
-# means of a trained VAE run, so `genmodels.data.load` reads that run (function-level import).
-ALLOWED_UPWARD = {("data/latents.py", "run")}
 ROOT_NAMES_BELOW_EVERYTHING = {"__version__"}   # `from genmodels import __version__` is no layer
 
 
@@ -84,7 +83,7 @@ def layer_violations(path: Path, source: str) -> list[str]:
     rel = str(path.relative_to(SRC))
     out = []
     for line, part in imported_parts(ast.parse(source), path):
-        if part not in LAYER_OF or (rel, part) in ALLOWED_UPWARD:
+        if part not in LAYER_OF:
             continue
         if LAYER_OF[part] > LAYER_OF[own]:
             out.append(f"{rel}:{line}: {own} ({LAYERS[LAYER_OF[own]][0]}) imports {part} "
@@ -144,3 +143,88 @@ def test_nothing_probes_a_model_or_a_context():
 ])
 def test_the_layer_check_reads_function_level_imports(source, bad):
     assert bool(layer_violations(SRC / "training" / "trainer.py", source)) == bad
+
+
+def module_of(path: Path) -> str:
+    """The dotted module of a source file: genmodels.zoo for zoo/__init__.py, genmodels.zoo.card for zoo/card.py."""
+    parts = ["genmodels", *path.relative_to(SRC).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(tree: ast.AST, path: Path, modules: set[str]) -> set[str]:
+    """The genmodels modules (of `modules`) the file imports, at any depth: `from genmodels.zoo import
+    card` imports genmodels.zoo.card, `from genmodels.zoo import load_zoo` the package genmodels.zoo."""
+    package = module_of(path) if path.name == "__init__.py" else module_of(path).rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        else:
+            continue
+        out |= {t for t in targets if t in modules}
+    return out
+
+
+def import_graph(sources: dict[Path, str]) -> dict[str, set[str]]:
+    """{module: the modules it imports} over the given source files."""
+    modules = {module_of(p) for p in sources}
+    return {module_of(p): imported_modules(ast.parse(text), p, modules) - {module_of(p)} for p, text in sources.items()}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm): each is a circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_no_import_circles():
+    graph = import_graph({p: p.read_text(encoding="utf-8") for p in source_files()})
+    circles = import_circles(graph)
+    assert not circles, "import circles (module- or function-level imports):\n" + "\n".join(
+        " <-> ".join(c) for c in circles)
+
+
+def test_the_circle_check_finds_a_circle_through_a_function_level_import():
+    sources = {SRC / "sources.py": "from genmodels.zoo import load_zoo\n",
+               SRC / "zoo" / "__init__.py": "from genmodels.zoo.export import export_run\n",
+               SRC / "zoo" / "export.py": "def f():\n    from genmodels.sources import is_zoo\n",
+               SRC / "zoo" / "card.py": "from genmodels.zoo import weights\n",
+               SRC / "zoo" / "weights.py": "import json\n"}
+    assert import_circles(import_graph(sources)) == [["genmodels.sources", "genmodels.zoo", "genmodels.zoo.export"]]
+    del sources[SRC / "zoo" / "export.py"]
+    assert import_circles(import_graph(sources)) == []

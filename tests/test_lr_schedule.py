@@ -56,7 +56,8 @@ def test_trainer_applies_the_schedule(tmp_path, one_thread):
     """A 20-step toy run with warm-up 5 and linear decay logs lr_factor per step as lr_factor()."""
     from genmodels.config import RunConfig
     from genmodels.data import load
-    from genmodels.training import Trainer, build_model
+    from genmodels.run import build_model
+    from genmodels.training import Trainer
     from genmodels.training.logging import read_metrics
 
     data = load("moons", split="train", seed=0)

@@ -12,8 +12,9 @@ import torch
 
 from genmodels.cli import main
 from genmodels.errors import ConfigError, DataError
+from genmodels.evaluation import evaluate
 from genmodels.metrics import features as F
-from genmodels.metrics.evaluate import EvalConfig, evaluate, samples_from_array
+from genmodels.metrics.evaluate import EvalConfig, samples_from_array
 from genmodels.metrics.frechet import frechet_distance_features
 from genmodels.metrics.prdc import precision_recall_density_coverage
 from genmodels.models.base import GenerativeModel
@@ -98,7 +99,7 @@ class DummyModel(GenerativeModel):
     def train_step(self, batch, ctx):
         raise AssertionError("not trained")
 
-    def sample(self, n, *, generator=None):
+    def sample(self, n, options=None, *, generator=None):
         idx = torch.randint(0, len(self.pool), (n,), generator=generator)
         return self.pool[idx]
 
@@ -108,13 +109,13 @@ class DummyModel(GenerativeModel):
     def optimizers(self):
         return {}
 
-    def evaluate(self, metric, data, **options):
-        self.calls.append((metric, len(data), options))
+    def evaluate(self, metric, data, options=None, **keywords):
+        self.calls.append((metric, len(data), keywords))
         return {"nll": 1.5, "nll_bits_per_dim": 0.25}
 
 
 def test_model_path_with_model_specific_metrics(mnist5k):
-    from genmodels.metrics.evaluate import sample_batches
+    from genmodels.sampling import sample_batches
 
     train, test = mnist5k
     model = DummyModel(train.x)

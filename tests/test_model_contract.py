@@ -18,6 +18,7 @@ from genmodels.data.dataset import Dataset
 from genmodels.errors import CheckpointError, ConfigError
 from genmodels.models.base import TASKS, GenerativeModel
 from genmodels.models.registry import check_family, get_model
+from genmodels.run.checkpoint import load_modules, load_optimizers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -86,24 +87,28 @@ def check_contract(model_cls: type, config_cls: type, options_cls: type, config,
 
     # the options dataclass: its defaults and the trainer's preview settings are valid sample options
     assert model.sample_options is options_cls and dataclasses.is_dataclass(options_cls)
-    defaults = dataclasses.asdict(options_cls())
-    assert model.sample(2, generator=torch.Generator().manual_seed(0), **defaults).shape == (2, *data.spec.shape)
+    defaults = options_cls()
+    assert model.sample(2, defaults, generator=torch.Generator().manual_seed(0)).shape == (2, *data.spec.shape)
     preview = model.preview_options()
-    assert isinstance(preview, dict) and set(preview) <= set(defaults)
-    assert model.sample(2, generator=torch.Generator().manual_seed(0), **preview).shape == (2, *data.spec.shape)
-    nrow = model.sample_nrow(**defaults)
+    assert isinstance(preview, options_cls)
+    assert model.sample(2, preview, generator=torch.Generator().manual_seed(0)).shape == (2, *data.spec.shape)
+    nrow = model.sample_nrow(defaults)
     assert nrow is None or (isinstance(nrow, int) and nrow > 0)
 
-    # state round-trips: tensors and plain data only, into a model initialised differently
-    state = model.state_dict()
+    # state round-trips as the trainer's checkpoints hold it: tensors and plain data only, into a
+    # model initialised differently
+    state = {"modules": {k: m.state_dict() for k, m in model.modules().items()},
+             "optimizers": {k: o.state_dict() for k, o in model.optimizers().items()}}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
     restored = build(model_cls, config_cls(**dataclasses.asdict(config)), data.spec, seed=123)
-    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    saved = torch.load(buffer, weights_only=True)
+    load_modules(restored.modules(), saved["modules"], "modules")
+    load_optimizers(restored.optimizers(), saved["optimizers"], "optimizers")
     assert torch.equal(restored.sample(4, generator=torch.Generator().manual_seed(3)), a)
     with pytest.raises(CheckpointError, match="modules"):
-        restored.load_state_dict({"modules": {}, "optimizers": state["optimizers"]})
+        load_modules(restored.modules(), {}, "modules")
 
     # the sampling networks suffice to sample: copied alone into a model initialised differently,
     # the others left as they are, they give the same samples (what a `--networks sampling` zoo entry relies on)

@@ -15,7 +15,7 @@ from disk_faults import fail_writes
 from toy_models import install
 
 from genmodels.cli import main
-from genmodels.training.checkpoint import load_checkpoint
+from genmodels.run.checkpoint import load_checkpoint
 
 FAST = ["--batch-size", "8", "--device", "cpu", "--no-progress", "--set", "trainer.sample_every=0",
         "--set", "trainer.log_every=2", "--set", "trainer.report=false", "--set", "trainer.tensorboard=false",

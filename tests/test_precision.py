@@ -13,10 +13,11 @@ from genmodels.cli import main
 from genmodels.config import RunConfig, load_toml
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
-from genmodels.training import Trainer, build_model
+from genmodels.run import build_model
+from genmodels.training import Trainer
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
-from genmodels.training.trainer import prepare_modules
+from genmodels.training.prepare import prepare_modules
 
 
 def cuda(test):

@@ -30,7 +30,8 @@ from genmodels.errors import ConfigError
 from genmodels.report import write_report
 from genmodels.report.html import pick_grids, read_eval
 from genmodels.report.views import render_views
-from genmodels.training import Trainer, build_model
+from genmodels.run import build_model
+from genmodels.training import Trainer
 
 TRAINER = {"batch_size": 32, "log_every": 2, "sample_every": 3, "sample_n": 16, "device": "cpu",
            "progress": False, "tensorboard": False, "report": False}

@@ -9,7 +9,7 @@ from toy_models import install
 
 from genmodels.cli import main
 from genmodels.config import load_toml
-from genmodels.training.checkpoint import load_checkpoint
+from genmodels.run.checkpoint import load_checkpoint
 from genmodels.training.logging import read_metrics
 
 FAST = ["--batch-size", "8", "--device", "cpu", "--no-progress", "--precision", "fp32",

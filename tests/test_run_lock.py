@@ -16,7 +16,7 @@ from toy_models import install
 from genmodels.cli import main
 from genmodels.config import load_toml
 from genmodels.errors import RunLocked
-from genmodels.training.checkpoint import load_checkpoint
+from genmodels.run.checkpoint import load_checkpoint
 from genmodels.training.run_lock import LOCK_NAME, RunLock
 
 HERE = Path(__file__).parent

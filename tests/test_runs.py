@@ -15,8 +15,8 @@ from genmodels.config import RunConfig
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError
 from genmodels.report.runs import find_runs, format_runs, summarize
+from genmodels.run import RunDir
 from genmodels.training.logging import MetricsLogger
-from genmodels.training.run_dir import RunDir
 
 
 def make_run(path: Path, family: str, data: str, steps: int, records: list[dict], spec: DataSpec) -> Path:

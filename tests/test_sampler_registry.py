@@ -78,16 +78,17 @@ def test_steps_0_and_spacing_auto_are_the_registry_defaults(name):
     model, spec = tiny_points_ddpm(), SAMPLERS[name]
     levels = []
     g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
-    default = model.sample(3, generator=g(), sampler=name, callback=lambda i, t, x, x0: levels.append(t))
+    default = model.sample(3, DDPMSampleOptions(sampler=name), generator=g(),
+                           callback=lambda i, t, x, x0: levels.append(t))
     # one callback per visited level: the registry's default steps at its default spacing (heun's N too)
     assert levels == timestep_sequence(model.sched, spec.steps, spec.spacing)[:-1]
     assert len(levels) <= (spec.steps or T) and (spec.steps is not None or len(levels) == T)
-    explicit = model.sample(3, generator=g(), sampler=name, steps=spec.steps or T, spacing=spec.spacing)
+    explicit = model.sample(3, DDPMSampleOptions(sampler=name, steps=spec.steps or T, spacing=spec.spacing),
+                            generator=g())
     assert torch.equal(default, explicit)
-    # the options instance and its keyword fields are the same request
-    as_options = model.sample(3, generator=g(), options=DDPMSampleOptions(sampler=name))
+    # the options instance, given by position or by name, is the same request
+    as_options = model.sample(3, options=DDPMSampleOptions(sampler=name), generator=g())
     assert torch.equal(default, as_options)
-    assert torch.equal(default, model.sample_with(3, DDPMSampleOptions(sampler=name), generator=g()))
     with pytest.raises(ConfigError, match="DDPMSampleOptions"):
         model.sample(1, options={"sampler": name})
 

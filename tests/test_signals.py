@@ -20,7 +20,7 @@ from toy_models import install
 
 from genmodels.cli import main
 from genmodels.report.runs import summarize
-from genmodels.training.checkpoint import load_checkpoint
+from genmodels.run.checkpoint import load_checkpoint
 from genmodels.training.logging import read_metrics
 
 HERE = Path(__file__).parent

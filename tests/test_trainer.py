@@ -14,8 +14,9 @@ from toy_models import install, toy_data
 import genmodels.training as train_pkg
 from genmodels.config import RunConfig
 from genmodels.errors import ConfigError, TrainingDiverged
-from genmodels.training import EMA, Trainer, build_model
-from genmodels.training.checkpoint import load_checkpoint
+from genmodels.run import build_model
+from genmodels.run.checkpoint import load_checkpoint
+from genmodels.training import EMA, Trainer
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
 

@@ -15,7 +15,7 @@ import torch
 from toy_models import install
 
 from genmodels.cli import main
-from genmodels.training.checkpoint import load_checkpoint
+from genmodels.run.checkpoint import load_checkpoint
 
 HERE = Path(__file__).parent
 STEPS = 80

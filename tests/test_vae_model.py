@@ -13,7 +13,7 @@ from genmodels.data import load
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.registry import get_model
-from genmodels.models.vae import VAE, VAEConfig, VAESampleOptions
+from genmodels.models.vae import VAE, VAEConfig, VAEEvaluateOptions, VAESampleOptions
 
 MNIST = DataSpec("image", (1, 28, 28))
 
@@ -51,7 +51,7 @@ def test_short_mnist5k_training_improves_the_elbo_and_iwae_is_above_it(mnist5k):
     assert after["elbo"] == pytest.approx(after["rec"] - after["kl"], abs=1e-3)
     assert after["nelbo_bits_per_dim"] == pytest.approx(-after["elbo"] / (784 * math.log(2)))
     g = torch.Generator().manual_seed(0)
-    nll = model.evaluate("nll", Dataset(test.x[:100]), k=200, chunk=64, generator=g)
+    nll = model.evaluate("nll", Dataset(test.x[:100]), VAEEvaluateOptions(chunk=64), k=200, generator=g)
     elbo_same = model.evaluate("elbo", Dataset(test.x[:100]), generator=torch.Generator().manual_seed(1))["elbo"]
     assert nll["k"] == 200 and nll["n"] == 100
     assert -nll["nll"] > elbo_same + 1.0, (nll, elbo_same)          # log p(x) >= L_200 > ELBO
@@ -86,7 +86,7 @@ def test_sample_is_reproducible_and_in_data_space():
     s1 = model.sample(6, generator=torch.Generator().manual_seed(3))
     s2 = model.sample(6, generator=torch.Generator().manual_seed(3))
     assert s1.shape == (6, 1, 28, 28) and torch.equal(s1, s2) and s1.abs().max() <= 1
-    drawn = model.sample(6, generator=torch.Generator().manual_seed(3), mean=False)
+    drawn = model.sample(6, VAESampleOptions(mean=False), generator=torch.Generator().manual_seed(3))
     assert set(drawn.unique().tolist()) <= {-1.0, 1.0}
 
 
@@ -150,7 +150,8 @@ def test_full_mnist_short_run_reaches_a_sensible_iwae_nll(tmp_path):
     784-500-500-50 VAE, dynamic binarisation, Adam 1e-3, batch 100; IWAE K = 5000 on the first
     200 test digits (binarised once). About 5-10 minutes on 2 CPU cores."""
     from genmodels.config import RunConfig
-    from genmodels.training import Trainer, build_model
+    from genmodels.run import build_model
+    from genmodels.training import Trainer
 
     train, test = load("mnist"), load("mnist", split="test")
     config = RunConfig.default("vae").with_overrides(

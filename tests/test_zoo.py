@@ -18,7 +18,7 @@ import torch
 import genmodels
 from genmodels.cli import main
 from genmodels.errors import CheckpointError, ConfigError
-from genmodels.training.run_dir import RunDir, load_run
+from genmodels.run import RunDir, load_run
 from genmodels.zoo import CARD, WEIGHTS, export_run, load_zoo, zoo_card, zoo_config, zoo_names
 from genmodels.zoo import weights as W
 

@@ -14,7 +14,7 @@ from test_zoo import QUIET, _copy_entry, _fit_capturing, _rewrite_tensors, _samp
 
 from genmodels.cli import main
 from genmodels.errors import CheckpointError, ConfigError
-from genmodels.training.run_dir import load_run
+from genmodels.run import load_run
 from genmodels.zoo import CARD, WEIGHTS, export_run, load_zoo, zoo_card
 from genmodels.zoo import weights as W
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import genmodels
+from genmodels.run.sample_options import CARD_LAYER, build_sample_options
 from genmodels.zoo import default_root, zoo_card, zoo_names
 
 BUDGET_MB = 40          # the zoo's total size in the wheel
@@ -38,8 +39,9 @@ def test_each_entry_loads_and_samples_in_seconds(name):
         started = time.perf_counter()
         model = genmodels.load(f"zoo:{name}")
         with torch.no_grad():
-            options = zoo_card(name).get("sample_options") or {}
-            x = model.sample(16, generator=torch.Generator().manual_seed(0), **options)
+            card_options = zoo_card(name).get("sample_options") or {}
+            options = build_sample_options(model.sample_options, (card_options, CARD_LAYER))
+            x = model.sample(16, options, generator=torch.Generator().manual_seed(0))
         seconds = time.perf_counter() - started
     finally:
         torch.set_num_threads(before)

@@ -94,10 +94,11 @@ class Toy(GenerativeModel):
         return {"nll": nll.item(), "aux": aux.item()}
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator=None, temperature: float = 1.0, clip: bool = True) -> torch.Tensor:
+    def sample(self, n: int, options: ToySampleOptions | None = None, *, generator=None) -> torch.Tensor:
+        opts = self.options_of(options)
         eps = torch.randn((n, *self.spec.shape), generator=generator, device=self.device)
-        x = self.density.mu + temperature * torch.exp(self.density.log_sigma) * eps
-        return x.clamp(-1, 1) if (clip and self.spec.kind == "image") else x
+        x = self.density.mu + opts.temperature * torch.exp(self.density.log_sigma) * eps
+        return x.clamp(-1, 1) if (opts.clip and self.spec.kind == "image") else x
 
     def modules(self) -> dict[str, nn.Module]:
         return {"density": self.density, "aux": self.aux}

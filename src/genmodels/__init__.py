@@ -4,28 +4,37 @@
     model = genmodels.train("ddpm", data="mnist5k", steps=500, out="runs/x")   # trains, returns the model
     x = model.sample(64)                                                        # (64, 1, 28, 28) in [-1, 1]
     model = genmodels.load("runs/x")                                            # or "zoo:NAME"
+    print(genmodels.evaluate("runs/x", metrics="fd", n=1000).format_table())    # as `genmodels evaluate`
 
 `genmodels.register_model(name, ModelClass, ConfigClass)` adds a family (docs/extending.md).
 """
 
 from genmodels import data, errors
 from genmodels.errors import CheckpointError, ConfigError, DataError, GenmodelsError, TrainingDiverged
-
-__version__ = "0.1.0"
+from genmodels.version import __version__ as __version__  # the package version (genmodels/version.py)
 
 
 def load(source, device="cpu", *, ema=True, zoo_root=None):
-    """The trained model of `source` in eval mode, ready to `sample(n, generator=...)`.
+    """The trained model of `source` (a run directory or "zoo:NAME") in eval mode; `genmodels.api.load`."""
+    from genmodels.api import load as load_model  # imported here: `import genmodels` stays light
 
-    source: a run directory written by `genmodels train` (its latest checkpoint; its EMA weights
-    when it kept them, unless ema=False) or "zoo:NAME", a model shipped with the package
-    (`genmodels zoo` lists them; zoo_root reads the entries of another folder). A model trained
-    on VAE latents samples images, decoded through its VAE (as `genmodels sample` does).
-    Raises ConfigError / CheckpointError naming the problem."""
-    from genmodels.latent_run import decode_latents  # imported here: `import genmodels` stays light
-    from genmodels.sources import load_source
+    return load_model(source, device, ema=ema, zoo_root=zoo_root)
 
-    return decode_latents(load_source(source, device=device, ema=ema, zoo_root=zoo_root), device).model
+
+def evaluate(source, **options):
+    """The report `genmodels evaluate SOURCE` prints, as an object: `genmodels.evaluate("runs/x",
+    metrics="fd,prdc", n=1000).format_table()`; `genmodels.api.evaluate` lists the options."""
+    from genmodels.api import evaluate as measure  # imported here: `import genmodels` stays light
+
+    return measure(source, **options)
+
+
+def compare(sources, **options):
+    """The table `genmodels compare SOURCE ...` prints, as an object: `genmodels.compare(["runs/a",
+    "zoo:vae-mnist"], metrics="fd", n=1000).format_markdown()`; `genmodels.api.compare` lists the options."""
+    from genmodels.api import compare as tabulate  # imported here: `import genmodels` stays light
+
+    return tabulate(sources, **options)
 
 
 def register_model(name, model_cls, config_cls, options_cls=None, description=""):
@@ -56,6 +65,8 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "TrainingDiverged",
+    "compare",
+    "evaluate",
     "load",
     "register_model",
     "train",

@@ -1,12 +1,16 @@
-"""The Python API's one-call training, and the steps `genmodels train` takes once its flags are parsed.
+"""The Python API (train, load, evaluate, compare), and the steps `genmodels train` takes once its
+flags are parsed.
 
     import genmodels
     model = genmodels.train("ddpm", data="mnist5k", steps=500, out="runs/x", batch_size=128, lr=2e-4)
     x = model.sample(64, generator=torch.Generator().manual_seed(0))
+    report = genmodels.evaluate("runs/x", metrics="fd,prdc", n=1000)     # what `genmodels evaluate` prints
+    table = genmodels.compare(["runs/x", "zoo:ddpm-mnist"], metrics="fd", n=1000)
 
 `genmodels.train(...)` builds the same RunConfig as `genmodels train ddpm --data mnist5k --steps 500
 --out runs/x --batch-size 128 --lr 2e-4`, trains it with the same code (`fit_config`) and returns
-the model as `genmodels.load("runs/x")` would.
+the model as `genmodels.load("runs/x")` would. `choose_base` is the one chooser of the run config a
+run starts from, for the command and the function alike.
 """
 
 from __future__ import annotations
@@ -16,12 +20,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 from genmodels.models.base import GenerativeModel
+
+if TYPE_CHECKING:
+    from genmodels.evaluation import EvalReport
+    from genmodels.report.compare import CompareTable
 
 SOURCE = "genmodels.train()"     # names the options in error messages
 SECTIONS = {"data": DataConfig, "trainer": TrainerConfig}   # and "model": the family's config
@@ -54,22 +64,48 @@ def init_base(source: str, zoo_root: str | Path | None) -> RunConfig:
     return base
 
 
+def choose_base(*, model: str | None, out: str | Path | None, resume: bool = False,
+                config_file: str | Path | None = None, recipe: str | None = None, init: str | None = None,
+                zoo_root: str | Path | None = None) -> RunConfig | None:
+    """The run config a training run starts from, the first that applies of: the run's own
+    config.toml (resume; read here, once), a config file, a recipe, the family's defaults (model), the
+    run config of the init source; None when none is named. Shared by `genmodels train` and
+    `genmodels.train`, which check beforehand which combinations they accept."""
+    from genmodels.run import RunDir
+
+    if resume and out and RunDir(out).config.is_file():
+        return load_toml(RunDir(out).config)[0]
+    if config_file:
+        return load_toml(config_file)[0]
+    if recipe:
+        from genmodels.recipes import load_recipe
+
+        return load_recipe(recipe).config
+    if model:
+        return RunConfig.default(model)
+    if init:
+        return init_base(init, zoo_root)
+    return None
+
+
 def load_training_data(config: DataConfig, seed: int) -> Dataset:
     """The training split named by the [data] table (2-D toys are drawn from the run seed)."""
-    from genmodels.data import load_config
+    from genmodels.run import load_data_config
 
-    return load_config(config, "train", seed=seed)
+    return load_data_config(config, "train", seed=seed)
 
 
-def check_init_unchanged(config: RunConfig, resume: bool) -> None:
+def check_init_unchanged(config: RunConfig, resume: bool, stored: RunConfig | None = None) -> None:
     """With resume: ConfigError when the config's init (e.g. through --set init=...) is not the one
-    the run was created with (a run keeps the weights it started from)."""
+    the run was created with (a run keeps the weights it started from). `stored`: the run's
+    config.toml as already read (None: read it here)."""
     from genmodels.run import RunDir
 
     run = RunDir(config.out)
     if not (resume and run.config.is_file()):
         return
-    stored, _ = load_toml(run.config)
+    if stored is None:
+        stored, _ = load_toml(run.config)
     if stored.init != config.init:
         raise ConfigError(f"{run.path}: resuming would change the run's init ({stored.init!r} in the run vs "
                           f"{config.init!r} now); a run keeps the weights it started from")
@@ -85,19 +121,21 @@ def needs_init(config: RunConfig, resume: bool) -> bool:
 
 def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bool = False,
                zoo_root: str | Path | None = None,
-               load_data: Callable[[DataConfig, int], Dataset] = load_training_data) -> Fitted:
+               load_data: Callable[[DataConfig, int], Dataset] = load_training_data,
+               stored: RunConfig | None = None) -> Fitted:
     """Train a validated run config into config.out: join the process group under torchrun, check
     the device, precision and batch split on this machine, load the data, build the model (from
     config.init's weights when fine-tuning), run the Trainer, and write RUN_DIR/report.html at the
     end when trainer.report is on. Everything up to the Trainer leaves config.out untouched: a
-    refused run creates no run directory."""
+    refused run creates no run directory. `stored`: with resume, the run's config.toml as
+    `choose_base` read it."""
     from genmodels.report import write_report
     from genmodels.run import build_model
     from genmodels.sources import init_from_source
     from genmodels.training import Trainer, distributed
     from genmodels.training.hardware import check_machine
 
-    check_init_unchanged(config, resume)
+    check_init_unchanged(config, resume, stored)
     info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
     try:
         check_machine(config.trainer, device, info)
@@ -168,7 +206,6 @@ def train(model: str | None = None, data: str | Path | dict | None = None, *, ou
            data__FIELD / trainer__FIELD / model__FIELD.
     Raises ConfigError for an unknown option or value, before the run directory is touched.
     """
-    from genmodels import load
     from genmodels.atomic import check_output_path
     from genmodels.run import RunDir
 
@@ -180,16 +217,8 @@ def train(model: str | None = None, data: str | Path | dict | None = None, *, ou
     if resume:
         if not run_config.is_file():
             raise ConfigError(f"{SOURCE}: resume: {out} holds no run to resume (no {run_config.name})")
-        base, _ = load_toml(run_config)
-    elif recipe is not None:
-        from genmodels.recipes import load_recipe
-
-        base = load_recipe(recipe).config
-    elif model is not None:
-        base = RunConfig.default(model)
-    elif init is not None:
-        base = init_base(init, zoo_root)
-    else:
+    base = choose_base(model=model, out=out, resume=resume, recipe=recipe, init=init, zoo_root=zoo_root)
+    if base is None:
         raise ConfigError(f"{SOURCE}: name the model (genmodels.train(\"ddpm\", ...)), a recipe or an init source")
     if model is not None and model != base.model_name:
         raise ConfigError(f"{SOURCE}: the config is for model {base.model_name!r} but the call names {model!r}")
@@ -205,5 +234,65 @@ def train(model: str | None = None, data: str | Path | dict | None = None, *, ou
     config = base.merge({**{k: v for k, v in top.items() if v is not None}, **nested}, SOURCE)
     config.validate()
     check_output_path(config.out, folder=True)
-    fitted = fit_config(config, resume=resume, zoo_root=zoo_root)
+    fitted = fit_config(config, resume=resume, zoo_root=zoo_root, stored=base if resume else None)
     return load(fitted.result.run_dir, device=fitted.model.device, zoo_root=zoo_root)
+
+
+def load(source: str | Path, device: str | torch.device = "cpu", *, ema: bool = True,
+         zoo_root: str | Path | None = None) -> GenerativeModel:
+    """The trained model of `source` in eval mode, ready to `sample(n, options, generator=...)`.
+
+    source: a run directory written by `genmodels train` (its latest checkpoint; its EMA weights
+    when it kept them, unless ema=False) or "zoo:NAME", a model shipped with the package
+    (`genmodels zoo` lists them; zoo_root reads the entries of another folder). A model trained
+    on VAE latents samples images, decoded through its VAE (as `genmodels sample` does).
+    Raises ConfigError / CheckpointError naming the problem."""
+    from genmodels.latent_run import decode_latents
+    from genmodels.sources import load_source
+
+    return decode_latents(load_source(source, device=device, ema=ema, zoo_root=zoo_root), device).model
+
+
+def evaluate(source: str | Path, *, sample_options: dict[str, Any] | None = None,
+             evaluate_options: dict[str, Any] | None = None, ema: bool = True, checkpoint: str | Path | None = None,
+             zoo_root: str | Path | None = None, **settings) -> EvalReport:
+    """The EvalReport `genmodels evaluate SOURCE` prints (`report.format_table()`, `report.to_dict()`
+    for its --json): the model's samples against its data set's test split, beside the real-data floor.
+
+    settings: fields of `genmodels.metrics.evaluate.EvalConfig` (metrics="fd,prdc", n=1000, seed=0,
+    device="cpu", progress=False, ...), as the command's flags. sample_options / evaluate_options:
+    {field: value} of the family's `sample_options` (sampler="dpm++", steps=20) and
+    `evaluate_options` (DDPM: nll_estimates="bound"). ConfigError for an unknown name or value."""
+    from genmodels.config import update_dataclass
+    from genmodels.config_fields import validate_options
+    from genmodels.evaluation import evaluate_source
+    from genmodels.metrics.evaluate import EvalConfig
+
+    cfg = EvalConfig()
+    update_dataclass(cfg, settings, "genmodels.evaluate()")
+    validate_options(cfg, "evaluate")
+    return evaluate_source(source, cfg, sample_options, given_evaluate=evaluate_options, ema=ema,
+                           checkpoint=checkpoint, zoo_root=zoo_root)
+
+
+def compare(sources: list[str | Path], *, sample_options: dict[str, dict[str, Any]] | None = None,
+            ema: bool = True, zoo_root: str | Path | None = None, cache: str | Path | None = None,
+            **settings) -> CompareTable:
+    """The CompareTable `genmodels compare SOURCE ...` prints (`format_text()`, `format_markdown()`,
+    `format_html()`, `to_dict()` for its --json): one row per source, measured on the same data set
+    with the same metrics, and the real-data floor.
+
+    settings: fields of `genmodels.report.compare.CompareConfig` (metrics, n, nll_n, k, seed, device,
+    progress, ...). sample_options: {family: {field: value}} for every source of that family
+    ({"ddpm": {"sampler": "dpm++", "steps": 20}}). cache: a folder keeping each row (`--cache DIR`)."""
+    from genmodels.config import update_dataclass
+    from genmodels.config_fields import validate_options
+    from genmodels.evaluation import compare_sources
+    from genmodels.report.compare import CompareConfig
+    from genmodels.report.compare_cache import RowCache
+
+    cfg = CompareConfig()
+    update_dataclass(cfg, settings, "genmodels.compare()")
+    validate_options(cfg, "compare")
+    return compare_sources([str(s) for s in sources], cfg, ema=ema, sample_options=sample_options,
+                           zoo_root=zoo_root, cache=RowCache(str(cache) if cache is not None else None))

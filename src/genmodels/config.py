@@ -17,20 +17,28 @@ type (`coerce`) and every unknown key or bad value raises a `ConfigError` naming
 from __future__ import annotations
 
 import copy
-import dataclasses
-import math
 import re
 import tomllib
-import types
 import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from genmodels.config_checks import check_numbers
-from genmodels.config_fields import check_choices, choices_of, field_types, param, require
+import tomli_w
+
+from genmodels.atomic import write_text
+from genmodels.config_fields import (
+    check_choices,
+    check_numbers,
+    coerce,
+    dataclass_to_dict,
+    param,
+    require,
+    update_dataclass,
+)
 from genmodels.errors import ConfigError
+from genmodels.models.registry import get_model
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]                 # autocast (training/hardware.py)
 LRSchedule = Literal["constant", "cosine", "linear"]                # after the warm-up (training/lr_schedule.py)
@@ -139,7 +147,7 @@ class RunConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
         require(isinstance(self.seed, int) and self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
-        for section in SECTIONS:  # finite floats, 64-bit integers, in every field (genmodels.config_checks)
+        for section in SECTIONS:  # finite floats, 64-bit integers, in every field (genmodels.config_fields)
             check_numbers(getattr(self, section), section)
         check_numbers(self, "")
         self.data.validate()
@@ -213,9 +221,6 @@ class RunConfig:
 
     def save_toml(self, path: str | Path, extra: dict | None = None) -> None:
         """Write as TOML (plus `extra` top-level tables, e.g. the data spec)."""
-        import tomli_w
-
-        from genmodels.atomic import write_text
 
         doc = {**self.to_dict(), **(extra or {})}
         write_text(path, tomli_w.dumps(doc))
@@ -245,9 +250,8 @@ def load_toml(path: str | Path, ignore: tuple[str, ...] = ("spec",)) -> tuple[Ru
 
 def family_config_class(model_name: str) -> type:
     """The config dataclass of a registered family."""
-    from genmodels.models.registry import get_model
 
-    return get_model(model_name)[1]
+    return get_model(model_name).config_cls
 
 
 def upgrade_saved_model_table(model_name: str, table: dict) -> tuple[dict, list[str]]:
@@ -260,121 +264,3 @@ def upgrade_saved_model_table(model_name: str, table: dict) -> tuple[dict, list[
         return dict(table), []
     upgrade = getattr(cls, "upgrade_saved", None)
     return upgrade(dict(table)) if upgrade is not None else (dict(table), [])
-
-
-# ---------------------------------------------------------------------------------------------
-# Dataclass <-> plain data, with values parsed by their annotated types
-
-
-def dataclass_to_dict(obj: Any) -> dict:
-    """Fields of a config dataclass as TOML-ready values (tuples become lists, None is dropped)."""
-    out = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if value is None:
-            continue
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-def update_dataclass(obj: Any, values: dict, where: str) -> None:
-    """Set fields of `obj` from `values`, parsing each by its type; unknown keys list the valid ones."""
-    types_ = field_types(obj)
-    for key, value in values.items():
-        if key not in types_:
-            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(types_))}")
-        setattr(obj, key, coerce(value, _read_as(types_[key]), f"{where}.{key}"))
-
-
-def _read_as(tp: Any) -> Any:
-    """The type a value for a field annotated `tp` is parsed as: a mode (a Literal of strings) as a
-    string, whose choice `validate()` checks (check_choices: one message, listing the choices)."""
-    choices = choices_of(tp)
-    if choices is None or not all(isinstance(c, str) for c in choices):
-        return tp
-    return str | None if type(None) in typing.get_args(tp) else str
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def coerce(value: Any, tp: Any, where: str) -> Any:
-    """Parse `value` (from TOML or a command-line string) as type `tp`; ConfigError naming `where`."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is Literal:
-        for choice in args:
-            if value == choice or (isinstance(value, str) and str(choice) == value):
-                return choice
-        raise ConfigError(f"{where}: invalid value {value!r}; valid choices: {', '.join(map(str, args))}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        try:
-            number = float(value) if isinstance(value, (float, str)) else None
-        except ValueError:
-            number = None
-        if number is not None and number.is_integer():
-            return int(number)
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if not math.isfinite(number):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-        return number
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if origin in (list, tuple):
-        items = _split_list(value, where)
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis) and args:
-            if len(items) != len(args):
-                raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
-            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(items, args, strict=True)))
-        item_type = args[0] if args else Any
-        parsed = [coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(items)]
-        return tuple(parsed) if origin is tuple else parsed
-    return value
-
-
-def _split_list(value: Any, where: str) -> list:
-    """A list from a TOML array or a string such as "1,2,2" or "[1, 2, 2]"."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return tomllib.loads(f"v = {text}")["v"]
-            except tomllib.TOMLDecodeError:
-                raise ConfigError(f"{where}: cannot parse list {value!r}") from None
-        return [v.strip() for v in text.split(",") if v.strip()]
-    raise ConfigError(f"{where}: expected a list, got {value!r}")

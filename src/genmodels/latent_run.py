@@ -37,13 +37,10 @@ class LatentDecoded(GenerativeModel):
         raise ConfigError("a latent-decoded model is not trained as one: train the VAE, then the prior on "
                           "latents:VAE_RUN")
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
-        """n images: x ~ the prior's sampler (its options), z = x / s, then E[x | z] of the VAE's decoder."""
-        return self._decode(self.prior.sample(n, generator=generator, **options))
-
-    def sample_with(self, n: int, options, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`sample` with the prior's options instance, passed to the prior whole."""
-        return self._decode(self.prior.sample_with(n, options, generator=generator))
+    def sample(self, n: int, options=None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images: x ~ the prior's sampler (`options`: an instance of the prior's sample options),
+        z = x / s, then E[x | z] of the VAE's decoder."""
+        return self._decode(self.prior.sample(n, options, generator=generator))
 
     def _decode(self, x: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(x / self.scale, mean=True)                 # z = x / s (LDM scale factor)

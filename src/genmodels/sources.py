@@ -11,14 +11,16 @@ Zoo entries are read from the package's own zoo unless `zoo_root` names another 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from genmodels.config import RunConfig
+from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.data.dataset import DataSpec
+from genmodels.errors import ConfigError
 from genmodels.run import LoadedRun, RunDir, load_run
+from genmodels.run.metrics_file import training_cpu_minutes as run_cpu_minutes
+from genmodels.zoo import load_zoo, zoo_card, zoo_config
 
 ZOO_PREFIX = "zoo:"
 
@@ -41,9 +43,6 @@ def load_source(source: str | Path, device: str | torch.device = "cpu", ema: boo
     `checkpoint` do not apply to it (a checkpoint is refused with a ConfigError); an entry of the
     sampling networks only leaves the others freshly initialised (LoadedRun.networks says which)."""
     if is_zoo(source):
-        from genmodels.errors import ConfigError
-        from genmodels.zoo import load_zoo
-
         if checkpoint is not None:
             raise ConfigError(f"{source}: a zoo entry has one set of weights; --checkpoint is for run directories")
         return load_zoo(zoo_name(source), device=device, root=zoo_root)
@@ -53,42 +52,17 @@ def load_source(source: str | Path, device: str | torch.device = "cpu", ema: boo
 def source_config(source: str | Path, *, zoo_root: str | Path | None = None) -> tuple[RunConfig, DataSpec]:
     """The run config and data spec of a source, without loading any weights."""
     if is_zoo(source):
-        from genmodels.zoo import zoo_config
-
         return zoo_config(zoo_name(source), root=zoo_root)
     return RunDir(source).read_config()
 
 
 def training_cpu_minutes(source: str | Path, *, zoo_root: str | Path | None = None) -> float | None:
-    """CPU-minutes the source's training took, or the zoo card's figure; None when it was not recorded.
-
-    `cpu_time` in metrics.jsonl counts from the start of each training process, so a resumed run's
-    total is the sum of each segment's last value (a segment ends where the value falls)."""
+    """CPU-minutes the source's training took (its metrics.jsonl, `genmodels.run.metrics_file`), or the
+    zoo card's figure; None when it was not recorded."""
     if is_zoo(source):
-        from genmodels.zoo import zoo_card
-
         value = zoo_card(zoo_name(source), root=zoo_root).get("train_cpu_minutes")
         return float(value) if value is not None else None
-    total, last = 0.0, None
-    path = RunDir(source).metrics
-    if not path.is_file():
-        return None
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            value = record.get("cpu_time") if isinstance(record, dict) else None
-            if value is None:
-                continue
-            if last is not None and value < last:   # a resumed process started counting again
-                total += last
-            last = float(value)
-    return None if last is None else (total + last) / 60.0
+    return run_cpu_minutes(RunDir(source).metrics)
 
 
 def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Path, *,
@@ -101,9 +75,6 @@ def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Pat
     and with the same model config (its values after automatic defaults were resolved), else a
     ConfigError names what differs; a zoo entry of the sampling networks only (`zoo export
     --networks sampling`) is refused, naming the networks it lacks. Returns the source as loaded."""
-    from genmodels.config import dataclass_to_dict
-    from genmodels.errors import ConfigError
-
     modules = model.modules()
     device = next((p.device for m in modules.values() for p in m.parameters()), torch.device("cpu"))
     src_config, src_spec = source_config(source, zoo_root=zoo_root)

@@ -59,7 +59,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, scale: int = 1) -> Path:
     """Write a grid of (N, C, H, W) images in [-1, 1] as a PNG; `scale` enlarges small images."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL is read only when a picture is written
 
     grid = make_grid(images, nrow=nrow)
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
@@ -73,8 +73,8 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
 
 def figure(width: float, height: float, dpi: int = 100):
     """A matplotlib Figure of width x height inches on its own Agg canvas (no pyplot, no global backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is slow to import
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
 
     fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -172,7 +172,7 @@ def draw_decision_surface(surface: Any, title: str = "") -> np.ndarray:
 
 def save_image(image: np.ndarray | torch.Tensor, path: str | os.PathLike) -> Path:
     """Write one picture, uint8 (H, W, 3) or a view tensor (1, 3, H, W) in [-1, 1], as PNG."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL is read only when a picture is written
 
     if isinstance(image, torch.Tensor):
         image = ((image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 import typing
 from collections.abc import Iterable
 from typing import Any
 
+from genmodels.config_fields import field_choices, field_types
 from genmodels.errors import ConfigError, GenmodelsError, TrainingStopped
 
 COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "compare", "theory", "report", "runs", "zoo")
@@ -27,19 +29,13 @@ ARGV_AWARE = ("train", "sample", "evaluate")
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The `genmodels` parser; `argv` lets `train`/`sample` add the options of the named model/run."""
-    import importlib
 
     parser = argparse.ArgumentParser(
         prog="genmodels", description="Train, sample and evaluate VAE, GAN, InfoGAN and DDPM models, faithful "
                                       "to the papers. `genmodels COMMAND --help` documents each command.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"genmodels.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"genmodels.cli.{name}":
-                continue  # command not built yet
-            raise
+        module = importlib.import_module(f"genmodels.cli.{name}")
         if name in ARGV_AWARE:
             module.register(sub, argv[1:] if argv and argv[0] == name else None)
         else:
@@ -107,7 +103,6 @@ def _is_switch(tp: Any) -> bool:
 def config_flags(cls: type, taken: Iterable[str] = (),
                  rename_prefix: str = "") -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(the flags that take a value, the --flag/--no-flag switches) `add_config_flags` gives `cls`."""
-    from genmodels.config_fields import field_types
 
     values, switches = [], []
     for name, tp in field_types(cls).items():
@@ -129,7 +124,6 @@ def add_config_flags(group, cls: type, *, dest_prefix: str, taken: Iterable[str]
     when not given) and are parsed later by the field types (genmodels.config.coerce). Returns
     {argparse dest: field name}.
     """
-    from genmodels.config_fields import field_choices, field_types
 
     types_, choices_ = field_types(cls), field_choices(cls)
     wanted = set(types_ if fields is None else fields)
@@ -161,7 +155,7 @@ def flag_values(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, 
     """{field name: raw value} of the flags given on the command line."""
     out = {}
     for dest, name in mapping.items():
-        value = getattr(args, dest, None)
+        value = getattr(args, dest)
         if value is not None:
             out[name] = value
     return out

@@ -11,8 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
 from genmodels.data.builtins import BUILTINS
 from genmodels.data.files import PATH_HELP
+from genmodels.errors import ConfigError
+from genmodels.run import load_data
+from genmodels.sampling import write_samples
 
 
 def register(subparsers) -> None:
@@ -31,17 +36,12 @@ def register(subparsers) -> None:
 def export(name_or_path: str, path: str, split: str, n: int) -> None:
     """n examples of one split, at indices spread evenly over it (i len / n), to a .npy file: images float32
     (n, C, H, W) in [0, 1], points (n, D)."""
-    import torch
-
-    from genmodels.cli.sample import write_samples
-    from genmodels.data import load
-    from genmodels.errors import ConfigError
 
     if not path.lower().endswith(".npy"):
         raise ConfigError(f"--export {path}: the file name must end in .npy")
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
-    data = load(name_or_path, split=split)
+    data = load_data(name_or_path, split=split)
     index = (torch.arange(min(n, len(data))) * len(data)) // min(n, len(data))
     write_samples(data.x[index], path, data.kind)
     print(f"wrote {len(index)} {split} examples of {name_or_path} to {path}")
@@ -62,9 +62,8 @@ def rows() -> list[dict]:
 
 def describe(name_or_path: str) -> dict:
     """Load both splits of one data source and summarise them (raises DataError when it is bad)."""
-    from genmodels.data import load
 
-    train, test = load(name_or_path, split="train"), load(name_or_path, split="test")
+    train, test = load_data(name_or_path, split="train"), load_data(name_or_path, split="test")
     return {"name": name_or_path, "kind": train.kind, "shape": list(train.spec.shape), "train": len(train),
             "test": len(test), "classes": train.num_classes, "source": train.meta.get("source", ""),
             "installed": True, "install": ""}
@@ -73,7 +72,6 @@ def describe(name_or_path: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         if len(args.data) != 1:
-            from genmodels.errors import ConfigError
             raise ConfigError(f"--export needs exactly one NAME_OR_PATH, got {len(args.data)}")
         export(args.data[0], args.export, args.split, args.n)
         return 0

@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 
+import tomli_w
+
+from genmodels.recipes import load_recipe, recipe_names
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("recipes", help="list the shipped run recipes", description=__doc__,
@@ -19,8 +23,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.recipes import load_recipe, recipe_names
-
     recipes = [load_recipe(args.name)] if args.name else [load_recipe(n) for n in recipe_names()]
     if args.json:
         print(json.dumps([{"name": r.name, "model": r.config.model_name, "data": r.config.data.name,
@@ -28,7 +30,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.name:
         r = recipes[0]
-        import tomli_w
 
         print(r.description + "\n")
         config = r.config.to_dict()

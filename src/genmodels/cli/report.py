@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from genmodels.report import write_report
+from genmodels.run import resolve_device
+
 
 def register(subparsers) -> None:
     lines = __doc__.strip().splitlines()
@@ -23,9 +26,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.report import write_report
-    from genmodels.run import resolve_device
-
     path = write_report(args.run_dir, views=args.views, device=str(resolve_device(args.device)), seed=args.seed,
                         out=args.out)
     print(f"wrote {path}")

@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from genmodels.report.runs import find_runs, format_runs, summarize
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("runs", help="list run directories with their last losses and metrics",
@@ -18,8 +20,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.report.runs import find_runs, format_runs, summarize
-
     root = Path(args.dir) if args.dir is not None else (Path("runs") if Path("runs").is_dir() else Path("."))
     runs = [summarize(p) for p in find_runs(root)]
     if args.json:

@@ -14,24 +14,16 @@ shipped with the package (`genmodels zoo` lists them; --zoo-root DIR reads anoth
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from pathlib import Path
 from typing import get_args
-
-import torch
 
 from genmodels.cli import require_arg, sample_conditioning, sample_flags
 from genmodels.errors import ConfigError
 from genmodels.metrics.evaluate import SamplingPrecision
+from genmodels.sampling.loop import OUTPUT_SUFFIXES
+from genmodels.sampling.plan import BATCH_CAP, CPU_BATCH_CAP
 
-OUTPUT_SUFFIXES = (".png", ".npy")
-BATCH_CAP = 1000     # the most samples per automatic batch (genmodels.run.sample_batch) on an accelerator
-# on a CPU, larger batches than this only add page faults: 1,000 DPM-Solver++-20 samples of zoo:ddpm-mnist on one
-# thread took 42.8 CPU-s (user + system) at batch 1,000 in bf16 against 35.7 at 500 and 36.5 at 250, and 88.0
-# against 68.2 and 59.6 in fp32 (measured on a busy 2-core machine); 500 is also evaluate's cap
-CPU_BATCH_CAP = 500
 CONDITIONING = ("--inpaint", "--mask", "--jump-length", "--resample", "--init", "--strength")  # sample_conditioning
 # the command's own flags: a sample option of the same name gets the flag --sample-NAME instead
 OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--precision", "--checkpoint",
@@ -67,54 +59,9 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p.set_defaults(func=run)
 
 
-def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "", nrow: int | None = None) -> Path:
-    """Save samples (n, C, H, W) in [-1, 1] or points (n, D) to a .png or .npy file; `nrow` images
-    per row in a grid (None = near-square)."""
-    import numpy as np
-
-    from genmodels.viz import save_grid, save_scatter
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise ConfigError(f"--out {path}: unknown file type {suffix or '(none)'}; valid: {', '.join(OUTPUT_SUFFIXES)}")
-    x = x.detach().float().cpu()
-    if suffix == ".npy":
-        from genmodels.atomic import atomic_file
-
-        array = ((x + 1) / 2).clamp(0, 1) if kind == "image" else x
-        with atomic_file(path) as f:  # a reader never finds a truncated array that loads as real output
-            np.save(f, array.numpy().astype(np.float32))
-        return path
-    if kind == "image":
-        return save_grid(x, path, nrow=nrow, scale=max(1, 64 // x.shape[-1]))
-    if x.shape[1] < 2:
-        raise ConfigError(f"--out {path}: a scatter plot needs at least 2-D points, got shape {tuple(x.shape)}")
-    return save_scatter(x[:, :2], path, title=title)
-
-
-def check_sample_memory(n: int, shape: tuple[int, ...]) -> None:
-    """ConfigError when n float32 samples of `shape` (the array the command returns) would not fit
-    in this machine's memory, before any is drawn."""
-    from genmodels.run.model_size import format_bytes, memory_bytes
-
-    need = 4 * n * math.prod(shape)
-    have = memory_bytes(torch.device("cpu"))
-    if have is not None and need > have:
-        raise ConfigError(f"--n {n}: {n} samples of shape {tuple(shape)} need {format_bytes(need)}, more than this "
-                          f"machine's {format_bytes(have)} of memory; draw fewer per call")
-
-
 def run(args: argparse.Namespace) -> int:
     from genmodels.atomic import check_output_path
-    from genmodels.latent_run import decode_latents
-    from genmodels.metrics.evaluate import SamplingStats, sample_batches
-    from genmodels.models.base import option_values
-    from genmodels.run import resolve_device
-    from genmodels.run.sample_options import run_sample_options
-    from genmodels.run.seeds import derive_seed, private_global_rng
-    from genmodels.sources import load_source
-    from genmodels.training.inference import sampling_plan
+    from genmodels.sampling import draw_source, write_samples
 
     conditioned = sample_conditioning.requested(args)      # --inpaint / --init: n defaults to the images given
     n = args.n if conditioned else require_arg(args.n, "--n")
@@ -126,38 +73,14 @@ def run(args: argparse.Namespace) -> int:
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"--out {out}: unknown file type; valid: {', '.join(OUTPUT_SUFFIXES)}")
     check_output_path(out)  # a folder, or a path under a file, is refused before any sampling
-    given = sample_flags.given(args)                        # checked before any weights are read
-    device = resolve_device(args.device)
-    loaded = load_source(args.run_dir, device=device, ema=args.ema, checkpoint=args.checkpoint, zoo_root=args.zoo_root)
-    loaded = decode_latents(loaded, device)  # a model of VAE latents (latents:VAE_RUN) samples decoded images
-    options = run_sample_options(loaded, given)              # the zoo entry's defaults under the flags
-    if n is not None:
-        check_sample_memory(n, loaded.spec.shape)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(args.seed)
-    image = loaded.spec.kind == "image"
-    stats = SamplingStats(unit="image" if image else "sample")
-    with private_global_rng(seed=derive_seed(args.seed, "sample-global"), device=device):
-        given_batch = args.batch_size if args.batch_size is None or args.batch_size > 0 else (n or 0)  # 0: one chunk
-        cap = CPU_BATCH_CAP if device.type == "cpu" else BATCH_CAP
-        plan = sampling_plan(loaded, options, n or cap, precision=args.precision, cap=cap,
-                             batch_size=given_batch)
-        stats.precision = plan.precision
-        if conditioned:
-            began = time.perf_counter()
-            with plan.context():
-                x = sample_conditioning.draw_conditioned(loaded.model, args, n, generator, plan.batch_size, options,
-                                                         tuple(loaded.spec.shape))
-            x = x.float().clone()                          # an ordinary tensor again, outside inference mode
-            stats.n, stats.seconds, stats.batch_size = len(x), time.perf_counter() - began, plan.batch_size or len(x)
-        else:
-            x = torch.cat(list(sample_batches(loaded.model, n, plan.batch_size, generator, tuple(loaded.spec.shape),
-                                              options, progress=sys.stderr.isatty(), clamp=image,
-                                              context=plan.context, stats=stats)))
-    n = len(x)
+    drawn = draw_source(args.run_dir, n, sample_flags.given(args), seed=args.seed, ema=args.ema, device=args.device,
+                        batch_size=args.batch_size, precision=args.precision, checkpoint=args.checkpoint,
+                        zoo_root=args.zoo_root, progress=sys.stderr.isatty(),
+                        conditioned=sample_conditioning.drawer(args) if conditioned else None)
+    loaded = drawn.loaded
     title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
-    nrow = loaded.model.sample_nrow(**option_values(options))  # a model whose samples form a fixed layout says so
-    path = write_samples(x, out, loaded.spec.kind, title, nrow=nrow)
-    print(f"wrote {n} samples from {args.run_dir} (step {loaded.step}{', EMA' if loaded.ema else ''}) to {path}")
-    print(f"sampling: {stats.summary()}")
+    path = write_samples(drawn.x, out, loaded.spec.kind, title, nrow=drawn.nrow)
+    print(f"wrote {len(drawn.x)} samples from {args.run_dir} (step {loaded.step}{', EMA' if loaded.ema else ''}) "
+          f"to {path}")
+    print(f"sampling: {drawn.stats.summary()}")
     return 0

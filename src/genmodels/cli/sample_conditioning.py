@@ -9,12 +9,11 @@ import argparse
 
 import torch
 
+from genmodels.data.image_inputs import MASKS, read_images, read_mask
 from genmodels.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from genmodels.data.image_inputs import MASKS
-
     g = p.add_argument_group("inpainting and image-to-image (image DDPM runs; --n defaults to the number of images, "
                              "which are repeated in turn to make --n)")
     g.add_argument("--inpaint", default=None, metavar="IMAGE",
@@ -61,7 +60,6 @@ def draw_conditioned(model, args: argparse.Namespace, n: int | None, generator: 
                      options, shape: tuple[int, ...]) -> torch.Tensor:
     """The inpainted or SDEdit images (n, C, H, W) in [-1, 1], in chunks of batch_size (0 = one);
     `options` is the model's sample-options instance."""
-    from genmodels.data.image_inputs import read_images, read_mask
 
     task = "inpaint" if args.inpaint is not None else "img2img"
     if not model.supports(task):          # the optional tasks of genmodels.models.base.TASKS
@@ -89,3 +87,11 @@ def draw_conditioned(model, args: argparse.Namespace, n: int | None, generator: 
             strength = 0.5 if args.strength is None else args.strength
             parts.append(model.img2img(x, strength, generator=generator, options=options))
     return torch.cat(parts)
+
+
+def drawer(args: argparse.Namespace):
+    """The conditioned draw of `genmodels.sampling.draw_source` for these flags (--inpaint or --init)."""
+    def draw(model, n, generator, batch_size, options, shape):
+        return draw_conditioned(model, args, n, generator, batch_size, options, shape)
+
+    return draw

@@ -7,14 +7,17 @@ KEY=VALUE` (repeatable) is their text alias, kept for scripts and docs; a typed 
 alias for the same field. `given(args)` collects both as {field: text} (checked against the
 family's dataclass before any weights are read), and
 `genmodels.run.sample_options.run_sample_options(loaded, given)` builds the options instance over
-the zoo entry's defaults.
+the zoo entry's defaults. `genmodels evaluate` also gets the typed flags of the family's
+evaluation options (`given_evaluate`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from genmodels.errors import ConfigError, GenmodelsError
 from genmodels.run.sample_options import ALIAS, USER_LAYER, build_sample_options, parse_pairs
@@ -52,45 +55,77 @@ def zoo_root_from_argv(argv: list[str]) -> str | None:
     return None
 
 
-def options_class(source: str, zoo_root: str | None = None) -> type:
-    """The sample-options dataclass of the family that trained `source` (a run directory or zoo:NAME)."""
+def model_class(source: str, zoo_root: str | None = None) -> type:
+    """The model class of the family that trained `source` (a run directory or zoo:NAME): its
+    `sample_options` and `evaluate_options` are the dataclasses of the typed flags."""
     from genmodels.models.registry import get_model
     from genmodels.sources import source_config
 
     config, _ = source_config(source, zoo_root=zoo_root)
     try:
-        return get_model(config.model_name)[2]
+        return get_model(config.model_name).model_cls
     except ImportError as e:
         raise ConfigError(f"model {config.model_name!r} cannot be loaded: {e}") from None
 
 
-def add_sample_flags(parser: argparse.ArgumentParser, argv: list[str] | None, taken: Iterable[str] = ()) -> None:
+def add_sample_flags(parser: argparse.ArgumentParser, argv: list[str] | None, taken: Iterable[str] = (), *,
+                     evaluate: bool = False) -> None:
     """Add `--sample-option KEY=VALUE` and, when argv names a SOURCE, its family's typed flags (after
     the command's own options, which must all be added by then; a field named like one of them, or
-    like one of `taken`, gets `--sample-` in front). A SOURCE that cannot be read is a
-    GenmodelsError then, unless --help is asked."""
+    like one of `taken`, gets `--sample-` in front); with `evaluate`, also the typed flags of the
+    family's evaluation options (`evaluate_options`, e.g. DDPM's --nll-estimates). A SOURCE that
+    cannot be read is a GenmodelsError then, unless --help is asked."""
     parser.add_argument(ALIAS, action="append", default=[], metavar="KEY=VALUE",
                         help="a sampling option of the model as text, e.g. sampler=dpm++ (repeatable; the same as "
                              "the typed flags listed by `--help` with a SOURCE; default: none)")
     mapping: dict[str, str] = {}
-    cls = None
+    evaluate_mapping: dict[str, str] = {}
+    cls = evaluate_cls = None
     source = source_from_argv(argv, option_strings(parser, with_value=True)) if argv else None
     if source is not None:
         from genmodels.cli import add_config_flags, help_requested
 
         try:
-            cls = options_class(source, zoo_root_from_argv(argv))
+            model_cls = model_class(source, zoo_root_from_argv(argv))
         except GenmodelsError:
             if not help_requested(argv):
                 raise
         else:
+            cls = model_cls.sample_options
             group = parser.add_argument_group("sampling options of this source's model")
             mapping = add_config_flags(group, cls, dest_prefix="sample__", taken=option_strings(parser) | set(taken),
                                        rename_prefix="sample")
+            evaluate_cls = model_cls.evaluate_options
     else:
         parser.epilog = ("Each model has its own sampling options: name a SOURCE before --help to list them "
                          f"as flags, or give them as {ALIAS} KEY=VALUE.")
-    parser.set_defaults(sample_flags=mapping, sample_options_cls=cls)
+    if evaluate:
+        evaluate_mapping = add_evaluate_flags(parser, set(taken))
+    parser.set_defaults(sample_flags=mapping, sample_options_cls=cls, evaluate_flags=evaluate_mapping,
+                        evaluate_options_cls=evaluate_cls)
+
+
+def add_evaluate_flags(parser: argparse.ArgumentParser, taken: set[str]) -> dict[str, str]:
+    """The typed flags of every family's evaluation options (`evaluate_options`: DDPM's --nll-estimates,
+    --ode-trace, ...), one flag per field name, so that one command line (the one `genmodels compare`
+    writes in its caption) serves sources of any family; `given_evaluate` keeps the source's own."""
+    from genmodels.cli import add_config_flags
+    from genmodels.models.registry import families
+
+    mapping: dict[str, str] = {}
+    for name, entry in families().items():
+        try:
+            options_cls = entry.load()[0].evaluate_options
+        except (ImportError, GenmodelsError):
+            continue                        # a plugin that cannot be loaded offers no flags
+        fields = [f for f in dataclasses.fields(options_cls) if f.name not in mapping.values()]
+        if not fields:
+            continue
+        group = parser.add_argument_group(f"evaluation options of {name} sources (their own metrics)")
+        mapping.update(add_config_flags(group, options_cls, dest_prefix="evaluate__",
+                                        taken=option_strings(parser) | taken, rename_prefix="evaluate",
+                                        fields={f.name: f.name for f in fields}))
+    return mapping
 
 
 def given(args: argparse.Namespace) -> dict[str, str]:
@@ -102,3 +137,12 @@ def given(args: argparse.Namespace) -> dict[str, str]:
     if args.sample_options_cls is not None:
         build_sample_options(args.sample_options_cls, (values, USER_LAYER))
     return values
+
+
+def given_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """{field: value} of the SOURCE family's evaluation options given as typed flags; a flag of another
+    family's options does not apply to this source and is left out."""
+    from genmodels.cli import flag_values
+
+    own = {f.name for f in dataclasses.fields(args.evaluate_options_cls)} if args.evaluate_options_cls else set()
+    return {k: v for k, v in flag_values(args, args.evaluate_flags).items() if k in own}

@@ -12,7 +12,10 @@ import sys
 import textwrap
 import time
 
+import torch
+
 from genmodels.errors import ConfigError, choice_error
+from genmodels.theory.runner import checks
 
 COLUMNS = (("claim", 44), ("value", 11), ("expected", 26), ("tolerance", 10), ("result", 6))
 
@@ -50,8 +53,6 @@ def print_row(check, out=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     previous = torch.get_num_threads()
@@ -63,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from genmodels.theory.runner import checks
-
     available = checks(args.plots, args.seed)
     names = [name for name, _ in available]
     if args.only is not None:

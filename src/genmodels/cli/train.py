@@ -21,7 +21,7 @@ import argparse
 
 from genmodels.atomic import check_output_path
 from genmodels.cli import add_config_flags, config_flags, flag_values, help_requested
-from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
+from genmodels.config import DataConfig, RunConfig, TrainerConfig
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 
@@ -151,10 +151,9 @@ def init_model(argv: list[str]) -> str | None:
         return None
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """The run config from the defaults / --config / the run's config.toml, the flags and --set."""
-    from genmodels.run import RunDir
-
+def build_config(args: argparse.Namespace) -> tuple[RunConfig, RunConfig | None]:
+    """The run config from the defaults / --config / the run's config.toml (`api.choose_base`), the
+    flags and --set; and, resuming, the run's config.toml as read (once), else None."""
     if args.recipe and args.config:
         raise ConfigError("--recipe and --config both give a whole run config: pass one of them")
     if args.resume:
@@ -162,28 +161,17 @@ def build_config(args: argparse.Namespace) -> RunConfig:
             raise ConfigError("--recipe cannot be combined with --resume: the run's own config.toml is used")
         if args.config:
             raise ConfigError("--config cannot be combined with --resume: the run's own config.toml is used")
-        if getattr(args, "init", None):
+        if args.init:
             raise ConfigError("--init cannot be combined with --resume: a resumed run continues from its checkpoint "
                               "(config.toml records the run's init)")
         if not args.out:
             raise ConfigError("--resume needs --out RUN_DIR")
         check_resumable(args.out)
-    run_config = RunDir(args.out).config if args.out else None
-    if args.resume and run_config is not None and run_config.is_file():
-        base, _ = load_toml(run_config)
-    elif args.config:
-        base, _ = load_toml(args.config)
-    elif args.recipe:
-        from genmodels.recipes import load_recipe
+    from genmodels.api import choose_base
 
-        base = load_recipe(args.recipe).config
-    elif args.model:
-        base = RunConfig.default(args.model)
-    elif getattr(args, "init", None):
-        from genmodels.api import init_base
-
-        base = init_base(args.init, getattr(args, "zoo_root", None))
-    else:
+    base = choose_base(model=args.model, out=args.out, resume=args.resume, config_file=args.config,
+                       recipe=args.recipe, init=args.init, zoo_root=args.zoo_root)
+    if base is None:
         raise ConfigError("name the model (genmodels train MODEL ...), a recipe (--recipe NAME) or a source to "
                           "fine-tune (--init SOURCE)")
     args.model = args.model or base.model_name
@@ -192,7 +180,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     trainer = flag_values(args, args.trainer_flags)
     if "steps" in trainer:
         trainer.setdefault("epochs", 0)   # --steps on the command line wins over a recipe's or config file's epochs
-    top = {**flag_values(args, args.run_flags), "out": args.out, "init": getattr(args, "init", None)}
+    top = {**flag_values(args, args.run_flags), "out": args.out, "init": args.init}
     nested = {
         **{k: v for k, v in top.items() if v is not None},
         "data": flag_values(args, args.data_flags),
@@ -204,9 +192,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     if not config.out:
         raise ConfigError("out is empty: pass --out RUN_DIR")
     check_output_path(config.out, folder=True)
-    if getattr(args, "override_identity", False) and not args.resume:
+    if args.override_identity and not args.resume:
         raise ConfigError("--override-identity goes with --resume (a new run has no identity to override)")
-    return config
+    return config, base if args.resume else None
 
 
 def check_resumable(out: str) -> None:
@@ -235,9 +223,9 @@ def load_data(cfg: DataConfig, seed: int) -> Dataset:
 def run(args: argparse.Namespace) -> int:
     from genmodels.api import fit_config
 
-    config = build_config(args)
-    fitted = fit_config(config, resume=args.resume, override_identity=getattr(args, "override_identity", False),
-                        zoo_root=getattr(args, "zoo_root", None), load_data=load_data)
+    config, stored = build_config(args)
+    fitted = fit_config(config, resume=args.resume, override_identity=args.override_identity,
+                        zoo_root=args.zoo_root, load_data=load_data, stored=stored)
     if not fitted.is_main:
         return 0
     result = fitted.result

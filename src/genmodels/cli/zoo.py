@@ -21,8 +21,24 @@ import json
 from pathlib import Path
 from typing import get_args
 
+import tomli_w
+
+from genmodels.cli import require_arg
 from genmodels.errors import ConfigError, GenmodelsError
-from genmodels.zoo import ZooNetworks
+from genmodels.run.sample_options import parse_pairs
+from genmodels.zoo import (
+    CARD,
+    WEIGHTS,
+    ZooNetworks,
+    export_run,
+    metrics_summary,
+    read_card,
+    read_metrics_file,
+    record_metrics,
+    zoo_card,
+    zoo_names,
+    zoo_root,
+)
 
 EXPORT_ONLY = ("dtype", "recipe", "metrics", "note", "command", "networks", "dest", "force")
 
@@ -84,15 +100,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _size_mb(folder: Path) -> float | None:
-    from genmodels.zoo import WEIGHTS
-
     path = folder / WEIGHTS
     return path.stat().st_size / 1e6 if path.is_file() else None
 
 
 def _list(args: argparse.Namespace) -> int:
-    from genmodels.zoo import metrics_summary, zoo_card, zoo_names, zoo_root
-
     root = args.zoo_root
     names = zoo_names(root)
     rows, cards = [], []
@@ -133,10 +145,6 @@ def _params(n: int) -> str:
 
 
 def _show(name: str, args: argparse.Namespace) -> int:
-    import tomli_w
-
-    from genmodels.zoo import zoo_card, zoo_root
-
     card = zoo_card(name, args.zoo_root)
     size = _size_mb(zoo_root(args.zoo_root) / name)
     if args.json:
@@ -178,10 +186,6 @@ def _show(name: str, args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace, rest: list[str]) -> int:
-    from genmodels.cli import require_arg
-    from genmodels.run.sample_options import parse_pairs
-    from genmodels.zoo import export_run, read_metrics_file
-
     if len(rest) != 1:
         raise ConfigError("usage: genmodels zoo export RUN_DIR --name NAME [...] (one run directory)")
     name = require_arg(args.name, "--name")
@@ -194,7 +198,6 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
     folder = export_run(rest[0], name, dtype=args.dtype or "bf16", recipe=args.recipe, commands=commands,
                         metrics=metrics, note=args.note or "", dest=dest, overwrite=args.force,
                         sample_options=sample_options, networks=args.networks or "all")
-    from genmodels.zoo import CARD, WEIGHTS, read_card
 
     card = read_card(folder / CARD)
     size = (folder / WEIGHTS).stat().st_size
@@ -219,8 +222,6 @@ def _commands(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _record(args: argparse.Namespace, rest: list[str]) -> int:
-    from genmodels.zoo import read_metrics_file, record_metrics
-
     if len(rest) != 1:
         raise ConfigError("usage: genmodels zoo record NAME --metrics FILE.json [--command KEY=TEXT ...] (one entry)")
     other = [f"--{k}" for k in EXPORT_ONLY if k not in ("metrics", "command", "dest")

@@ -11,6 +11,7 @@ import torch
 from genmodels.errors import DataError
 
 DataKind = Literal["image", "points"]
+Split = Literal["train", "test"]         # the splits every data set has
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def folder_labels(folder: Path, files: list[Path]) -> tuple[np.ndarray | None, l
 
 def _open(path: Path, decode: bool):
     """Open an image; with decode=False only its header (size, mode) is read."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: PIL, for image files only
 
     try:
         img = Image.open(path)
@@ -52,7 +52,7 @@ def _open(path: Path, decode: bool):
 
 def _to_8bit(img):
     """16-bit grey ("I;16*", or "I" from 16-bit PNGs) -> "L" by v / 257 (Pillow would clip at 255)."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL, for image files only
 
     if not (img.mode == "I" or img.mode.startswith("I;16")):
         return img
@@ -62,7 +62,7 @@ def _to_8bit(img):
 
 def _fit(img, size: int):
     """Scale the shorter side to `size` (Lanczos) and crop the centre to size x size."""
-    from PIL import Image
+    from PIL import Image  # lazy: PIL, for image files only
 
     w, h = img.size
     if (w, h) == (size, size):

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
 from genmodels.data.builtins import BUILTINS
 from genmodels.data.convert import to_dataset
-from genmodels.data.dataset import Dataset
+from genmodels.data.dataset import Dataset, Split
 from genmodels.data.files import PATH_HELP, read_path
-from genmodels.data.latents import is_latents, load_latents
+from genmodels.data.latents import ReadVae, is_latents, load_latents
 from genmodels.errors import ConfigError, DataError, choice_error
 
-Split = Literal["train", "test"]
-SPLITS = ("train", "test")
+SPLITS = get_args(Split)
 
 
 def load(name_or_path: str | os.PathLike, split: Split = "train", *, image_size: int = 0, channels: int = 0,
-         binarize: bool = False, limit: int = 0, seed: int = 0) -> Dataset:
+         binarize: bool = False, limit: int = 0, seed: int = 0, read_vae: ReadVae | None = None) -> Dataset:
     """Load a built-in data set (see `BUILTINS`), the data at a path, or `latents:VAE_RUN` (the encoder
-    means of a trained VAE run's data, `genmodels.data.latents`), as one split.
+    means of a trained VAE run's data, `genmodels.data.latents`, read with `read_vae`, which the layers
+    above pass: `genmodels.run.load_data` is this function with it), as one split.
 
     Returns a Dataset: images float32 (N, C, H, W) in [-1, 1] with int64 labels where they exist,
     or points (N, D). Options, applied in this order:
@@ -40,7 +40,8 @@ def load(name_or_path: str | os.PathLike, split: Split = "train", *, image_size:
                           f"limit={limit} (>= 0)")
     name = os.fspath(name_or_path)
     if is_latents(name):              # latents:VAE_RUN, a trained VAE's encoder means (latent diffusion)
-        return load_latents(name, split, limit=limit, image_size=image_size, channels=channels, binarize=binarize)
+        return load_latents(name, split, read_vae, limit=limit, image_size=image_size, channels=channels,
+                            binarize=binarize)
     if name in BUILTINS:
         raw = BUILTINS[name].load_raw(split, seed)
     elif name and Path(name).exists():
@@ -52,7 +53,7 @@ def load(name_or_path: str | os.PathLike, split: Split = "train", *, image_size:
                       limit=limit)
 
 
-def load_config(config, split: Split = "train", seed: int = 0) -> Dataset:
+def load_config(config, split: Split = "train", seed: int = 0, read_vae: ReadVae | None = None) -> Dataset:
     """`load` driven by a DataConfig-like object (fields name, image_size, channels, binarize, limit)."""
     return load(config.name, split, image_size=config.image_size, channels=config.channels,
-                binarize=config.binarize, limit=config.limit, seed=seed)
+                binarize=config.binarize, limit=config.limit, seed=seed, read_vae=read_vae)

@@ -2,7 +2,9 @@
 bound L_vlb (one random term of Theorem 8's sum, rescaled), Nichol & Dhariwal's (2021) L_hybrid =
 L_simple + lambda L_vlb for a learned variance (the mean seen by L_vlb through a stop-gradient),
 and the plain sum "simple+vlb" (no stop-gradient; with a fixed variance its L_vlb term trains the
-mean). The network may predict eps (default), x_0 or v.
+mean). The network may predict eps (default), x_0, v or Karras et al.'s preconditioned F ("edm",
+`continuous.py`), and t may be fractional (a density over noise levels, `continuous.draw_steps`)
+for L_simple.
 
 Shapes: x0, eps, model outputs (B, ...); t (B,) int64 1-based. Per-example losses are (B,)
 means over the data dimensions.
@@ -16,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from genmodels.diffusion.continuous import SNRWeighting, alpha_bar_at, edm_output_to_eps, snr_weight_at, target_at
 from genmodels.diffusion.gaussian import (
     Variance,
     discretized_gaussian_log_likelihood,
@@ -31,7 +34,7 @@ from genmodels.diffusion.gaussian import (
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, choice_error
 
-Prediction = Literal["eps", "x0", "v"]
+Prediction = Literal["eps", "x0", "v", "edm"]
 PREDICTIONS = typing.get_args(Prediction)
 LossType = Literal["simple", "vlb", "hybrid", "simple+vlb"]
 LOSSES = typing.get_args(LossType)
@@ -44,10 +47,19 @@ def mean_flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).mean(dim=1)
 
 
+def _abar(sched: NoiseSchedule, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """abar at steps t (B,), integer or fractional, shaped (B, 1, ..., 1) like `like`, in its dtype."""
+    return alpha_bar_at(sched, t).to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
 def training_target(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
-                    prediction: Prediction) -> torch.Tensor:
+                    prediction: Prediction, sigma_data: float = 0.5) -> torch.Tensor:
     """What the network is trained to output at x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps:
-    eps (Algorithm 4.1), x_0, or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022)."""
+    eps (Algorithm 4.1), x_0, v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022), or
+    Karras et al.'s F_target ("edm", `continuous.target_at`). t: integer steps, or fractional ones
+    (then every target is computed from abar(t), `continuous.alpha_bar_at`)."""
+    if prediction == "edm" or t.is_floating_point():
+        return target_at(x0, eps, _abar(sched, t, x0), prediction, sigma_data)
     if prediction == "eps":
         return eps
     if prediction == "x0":
@@ -58,8 +70,10 @@ def training_target(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, eps
 
 
 def output_to_eps(sched: NoiseSchedule, output: torch.Tensor, xt: torch.Tensor, t: torch.Tensor,
-                  prediction: Prediction) -> torch.Tensor:
+                  prediction: Prediction, sigma_data: float = 0.5) -> torch.Tensor:
     """Convert a network output of the given kind into the noise prediction eps_theta(x_t, t)."""
+    if prediction == "edm":
+        return edm_output_to_eps(output, xt, _abar(sched, t, xt), sigma_data)
     if prediction == "eps":
         return output
     if prediction == "x0":
@@ -70,10 +84,13 @@ def output_to_eps(sched: NoiseSchedule, output: torch.Tensor, xt: torch.Tensor, 
 
 
 def output_to_eps_at(output: torch.Tensor, xt: torch.Tensor, alpha_bar: torch.Tensor,
-                     prediction: Prediction) -> torch.Tensor:
+                     prediction: Prediction, sigma_data: float = 0.5) -> torch.Tensor:
     """`output_to_eps` at a noise level given by abar itself (alpha_bar broadcastable to x_t), for
     fractional steps between the schedule's own (the probability-flow ODE):
-    x0: eps = (x_t - sqrt(abar) x0_hat) / sqrt(1 - abar); v: eps = sqrt(1 - abar) x_t + sqrt(abar) v."""
+    x0: eps = (x_t - sqrt(abar) x0_hat) / sqrt(1 - abar); v: eps = sqrt(1 - abar) x_t + sqrt(abar) v;
+    edm: `continuous.edm_output_to_eps`."""
+    if prediction == "edm":
+        return edm_output_to_eps(output, xt, alpha_bar, sigma_data)
     if prediction == "eps":
         return output
     if prediction == "x0":
@@ -142,11 +159,14 @@ def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor,
                    prediction: Prediction = "eps", variance: Variance = "beta",
                    hybrid_lambda: float = 1e-3, decoder: Decoder = "discretized",
                    snr_gamma: float = 0.0, v: torch.Tensor | None = None,
-                   t_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                   t_weights: torch.Tensor | None = None, snr_weighting: SNRWeighting = "min",
+                   sigma_data: float = 0.5) -> dict[str, torch.Tensor]:
     """The training loss for a minibatch, given the network output at (x_t, t).
 
     simple:     L_simple = E || target - output ||^2 (Algorithm 4.1; target by `prediction`); with
-                snr_gamma > 0 each example's error is weighted by `min_snr_weight` (Hang et al. 2023).
+                snr_gamma > 0 each example's error is weighted by `min_snr_weight` (Hang et al. 2023),
+                or with snr_weighting = "soft-min" by Crowson et al.'s soft minimum
+                (`continuous.snr_weight_at`). t may be fractional (a density over noise levels).
     vlb:        L_vlb = T * L_{t-1}(x_0, t) in bits/dim, an unbiased one-sample estimate of the sum in
                 eq. 4.10 without the constant L_T (t ~ Unif{1..T}); trains the mean and, when
                 learned, the variance.
@@ -165,11 +185,18 @@ def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor,
     if loss == "hybrid" and (variance != "learned" or v is None):
         raise ConfigError("loss 'hybrid' is Nichol & Dhariwal's L_hybrid, whose L_vlb term trains a learned "
                           "variance (model.learn_sigma); with a fixed variance use 'simple+vlb'")
-    target = training_target(sched, x0, t, eps, prediction)
+    if loss != "simple" and t.is_floating_point():
+        raise ConfigError(f"loss {loss!r} sums the Theorem 8 terms of integer steps; fractional steps (a "
+                          "density over noise levels) train L_simple only")
+    target = training_target(sched, x0, t, eps, prediction, sigma_data)
     per_example = simple_loss(output.float(), target.float())
     l_simple = per_example.mean()
     out = {"l_simple": l_simple}
-    weights = min_snr_weight(sched, t, prediction, snr_gamma) if snr_gamma > 0 else None
+    weights = None
+    if snr_gamma > 0:
+        weights = (min_snr_weight(sched, t, prediction, snr_gamma)
+                   if snr_weighting == "min" and prediction != "edm" and not t.is_floating_point() else
+                   snr_weight_at(alpha_bar_at(sched, t), prediction, snr_gamma, snr_weighting, sigma_data))
     if t_weights is not None:
         weights = t_weights if weights is None else weights * t_weights
     weighted = l_simple if weights is None else (weights * per_example).mean()
@@ -178,7 +205,7 @@ def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor,
         return out
     # L_hybrid: stop-gradient on the mean in the L_vlb term (Nichol & Dhariwal sec. 3.1)
     mean_output = output.detach() if loss == "hybrid" else output
-    eps_theta = output_to_eps(sched, mean_output.float(), xt.float(), t, prediction)
+    eps_theta = output_to_eps(sched, mean_output.float(), xt.float(), t, prediction, sigma_data)
     terms = vlb_term(sched, x0.float(), xt.float(), t, eps_theta, variance, decoder,
                      v=None if v is None else v.float())                             # (B,) nats/dim
     per_vlb = sched.T * terms / math.log(2.0)
@@ -192,9 +219,13 @@ def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor,
 def sample_training_inputs(sched: NoiseSchedule, x0: torch.Tensor, generator: torch.Generator | None,
                            t: torch.Tensor | None = None):
     """Algorithm 4.1, steps 3-4: t ~ Unif{1..T}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps).
-    t: steps drawn elsewhere (an importance sampler, `t_sampler.py`), (B,) int64; None draws them
+    t: steps drawn elsewhere (an importance sampler, `t_sampler.py`, (B,) int64, or a density over
+    noise levels, `continuous.draw_steps`, (B,) float64 fractional steps); None draws them
     uniformly. Returns (t (B,), eps (B, ...), x_t (B, ...)) on x0's device."""
     if t is None:
         t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    if t.is_floating_point():
+        abar = _abar(sched, t, x0)
+        return t, eps, abar.sqrt() * x0 + (1.0 - abar).sqrt() * eps
     return t, eps, q_sample(sched, x0, t, eps)

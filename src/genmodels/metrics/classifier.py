@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genmodels.atomic import write_bytes, write_text
 from genmodels.errors import CheckpointError, DataError
 
 FEATURE_DIM = 128  # width of the penultimate layer: the feature space of FD-mnist
@@ -91,9 +92,8 @@ def asset_path(dataset: str, suffix: str) -> Path:
 
 def save_classifier(model: DigitClassifier, card: ClassifierCard, weights: Path) -> Path:
     """Write `weights` (safetensors) and the card next to it (same stem, .json). Returns the card path."""
-    from safetensors.torch import save
+    from safetensors.torch import save  # lazy: safetensors, for weights files only
 
-    from genmodels.atomic import write_bytes, write_text
 
     weights = Path(weights)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -110,8 +110,8 @@ def load_classifier(dataset: str = "mnist",
     Returns the model in eval mode (CPU, float32) and its card. Raises CheckpointError when the
     file is missing or its tensors do not fit the network.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError  # lazy: safetensors, for weights files only
+    from safetensors.torch import load_file  # lazy: safetensors, for weights files only
 
     path = Path(weights) if weights is not None else asset_path(dataset, ".safetensors")
     if not path.is_file():

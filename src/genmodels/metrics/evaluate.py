@@ -1,28 +1,22 @@
-"""The evaluation driver: sample a model (or take samples from a file), extract features, compute
-the metrics, and put the real-data floor beside each figure.
+"""The settings and the metric maths of `genmodels evaluate` and `compare`, below the models.
 
     samples (n) ──> extractor ──> features ──┐
-    real test split (reference) ──> features ──> metric maths ──> EvalReport (table / JSON)
+    real test split (reference) ──> features ──> feature_metrics / sample_metrics ──> {label: (value, std)}
     real train split (n, the floor) ──> features ──┘
 
-The floor is the same metric between the real test split and n real training images: the value
-a perfect model would get at these sample sizes (Frechet distance and KID are biased upwards at
-small n; precision/recall/density/coverage of real data are not 1). Model-specific metrics
-("nll", "elbo", ...) come from `model.evaluate(...)` and have no floor.
+`MetricSettings` (shared by both commands), `EvalConfig` (evaluate's), `resolve_metrics` (which
+names are feature, sample or model metrics), the metrics on features or on samples themselves,
+and `samples_from_array` (samples read from a .npy file). The driver that samples a model and
+puts the real-data floor beside each figure is `genmodels.evaluation`.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from genmodels.config_fields import param, require
 from genmodels.data.dataset import Dataset
@@ -43,7 +37,7 @@ SAMPLE_METRICS = {
     "modes": "2-D mixtures: modes captured and share of high-quality samples (within 3 std)",
     "parzen": "Parzen-window log-likelihood of the test set (Goodfellow et al.'s protocol)",
 }
-SamplingPrecision = Literal["run", "fp32", "bf16", "fp16"]   # run: the run's own (genmodels.training.inference)
+SamplingPrecision = Literal["run", "fp32", "bf16", "fp16"]   # run: the run's own (genmodels.sampling.plan)
 DEFAULT_BATCH = 500       # batch of extraction and likelihoods, and the cap of automatic sampling batches
 PARZEN_VALIDATION = 1000  # images that choose the Parzen sigma (Goodfellow et al.)
 ALIASES = {"fid": "fd"}  # "fid" is accepted on input; the label still says which features were used
@@ -53,18 +47,18 @@ ALIASES = {"fid": "fd"}  # "fid" is accepted on input; the label still says whic
 class MetricSettings:
     """The settings `genmodels evaluate` and `genmodels compare` share (how many samples, how they are
     drawn and featurised, the metrics' parameters), written once: EvalConfig extends them with the
-    likelihood estimates and the floor, `report.compare.CompareConfig` with the likelihoods' test
-    examples. Each names its own default metrics (`metrics`, redefined by both)."""
+    floor, `report.compare.CompareConfig` with the likelihoods' test examples. Each names its own
+    default metrics (`metrics`, redefined by both)."""
 
     metrics: str = param("", "comma-separated metrics")
     n: int = param(10000, "generated samples (per model), test examples of the reference and training examples "
                    "of the floor")
     batch_size: int = param(0, f"batch size for sampling, feature extraction and the likelihoods (0 = automatic: "
                             f"sampling batches from the free memory, at most {DEFAULT_BATCH}, "
-                            f"genmodels.run.sample_batch; {DEFAULT_BATCH} for the rest)")
+                            f"genmodels.sampling.plan; {DEFAULT_BATCH} for the rest)")
     precision: SamplingPrecision = param("run", "precision of the model's sampling: run (the run's trainer.precision "
                                          "from its config.toml, fp32 where this device does not run it natively; "
-                                         "genmodels.training.inference), fp32, bf16 or fp16")
+                                         "genmodels.sampling.plan), fp32, bf16 or fp16")
     extractor: str = param("", f"feature extractor: {', '.join(F.EXTRACTORS)} ('' = the data set's default)")
     extractor_weights: str = param("", "weights file for the extractor (InceptionV3 needs one; '' = shipped)")
     kid_subsets: int = param(100, "KID: number of random subsets")
@@ -101,81 +95,11 @@ class MetricSettings:
 
 @dataclass
 class EvalConfig(MetricSettings):
+    """The settings of `genmodels evaluate`: the shared ones and the real-data floor. A family's own
+    evaluation options (DDPM's likelihood estimates and ODE solver) are its `evaluate_options`."""
+
     metrics: str = param("", "comma-separated metrics ('' = fd,kid,prdc,is for images; fd,kid,prdc,modes for points)")
-    nll_estimates: str = param("bound,is,ode", "DDPM 'nll': which likelihood estimates to report, comma-separated: "
-                               "bound (Theorem 8), is (eq. 4.8 with k trajectories), ode (probability-flow ODE)")
-    ode_trace: str = param("auto", "DDPM ODE likelihood: divergence exact (D backward passes), hutchinson, or "
-                           "auto (exact up to 16 dimensions)", choices=("auto", "exact", "hutchinson"))
-    ode_probes: int = param(1, "DDPM ODE likelihood: Hutchinson probes, fixed along the path")
-    ode_probe: str = param("rademacher", "DDPM ODE likelihood: probe distribution", choices=("rademacher", "gaussian"))
-    ode_rtol: float = param(1e-5, "DDPM ODE likelihood: relative tolerance of the RK45 solver (Song et al.: 1e-5)")
-    ode_atol: float = param(1e-5, "DDPM ODE likelihood: absolute tolerance of the RK45 solver (Song et al.: 1e-5)")
     floor: bool = param(True, "also compute the real-data floor (real test vs real train)")
-
-    def validate(self) -> None:
-        super().validate()
-        require(self.ode_probes >= 1, f"ode_probes must be >= 1, got {self.ode_probes}")
-        require(self.ode_rtol > 0 and self.ode_atol > 0,
-                f"ode_rtol and ode_atol must be > 0, got {self.ode_rtol}, {self.ode_atol}")
-
-
-@dataclass
-class MetricRow:
-    """One line of the table: value (+- std) for the model and the floor (None when not defined)."""
-
-    name: str
-    value: float
-    std: float | None = None
-    floor: float | None = None
-    floor_std: float | None = None
-
-
-@dataclass
-class EvalReport:
-    title: str
-    dataset: str
-    extractor: str
-    n_samples: int
-    n_reference: int
-    n_floor: int
-    rows: list[MetricRow] = field(default_factory=list)
-    floor_only: bool = False
-    notes: list[str] = field(default_factory=list)
-    sampling: SamplingStats | None = None   # how the model's samples were drawn (None: no model sampled)
-
-    def to_dict(self) -> dict[str, Any]:
-        def clean(v):
-            return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
-        return {
-            "title": self.title, "dataset": self.dataset, "extractor": self.extractor,
-            "n_samples": self.n_samples, "n_reference": self.n_reference, "n_floor": self.n_floor,
-            "metrics": {r.name: {"value": clean(r.value), "std": clean(r.std), "real_floor": clean(r.floor),
-                                 "real_floor_std": clean(r.floor_std)} for r in self.rows},
-            "notes": list(self.notes),
-            **({"sampling": {k: clean(v) for k, v in self.sampling.to_dict().items()}} if self.sampling else {}),
-        }
-
-    def format_table(self) -> str:
-        def fmt(v, s):
-            if v is None:
-                return "-"
-            return f"{v:.4g}" + (f" ± {s:.2g}" if s is not None else "")
-
-        head = ("metric", "real floor") if self.floor_only else ("metric", "model", "real floor")
-        lines = [[r.name, fmt(r.floor, r.floor_std)] if self.floor_only
-                 else [r.name, fmt(r.value, r.std), fmt(r.floor, r.floor_std)] for r in self.rows]
-        widths = [max(len(h), *(len(row[i]) for row in lines)) if lines else len(h) for i, h in enumerate(head)]
-        out = [self.title] if self.title else []
-        sizes = [f"{self.n_samples} samples"] if not self.floor_only else []
-        sizes += [f"reference: {self.n_reference} test examples", f"floor: {self.n_floor} training examples"]
-        out.append(f"{'; '.join(sizes)}; features: {self.extractor}")
-        out += ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), "  ".join("-" * w for w in widths)]
-        out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines]
-        if self.sampling is not None:
-            out.append(f"sampling: {self.sampling.summary()}")
-        out += [f"note: {n}" for n in self.notes]
-        return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,68 +156,7 @@ def sample_metrics(samples: torch.Tensor, names: list[str], validation: torch.Te
 
 
 # ---------------------------------------------------------------------------------------------
-# Sources of samples
-
-
-@dataclass
-class SamplingStats:
-    """How a model's samples were drawn: how many, the seconds spent in `sample` (not in the
-    metrics), the batch size and the precision; `samples_per_second` is the throughput."""
-
-    n: int = 0
-    seconds: float = 0.0
-    batch_size: int = 0
-    precision: str = "fp32"
-    unit: str = "sample"          # "image" for image data
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.n / self.seconds if self.seconds > 0 else float("nan")
-
-    def summary(self) -> str:
-        """'1000 images in 12.3 s: 81.3 images/s (batch 500, bf16)'."""
-        return (f"{self.n} {self.unit}s in {self.seconds:.3g} s: {self.samples_per_second:.3g} {self.unit}s/s "
-                f"(batch {self.batch_size}, {self.precision})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "seconds": self.seconds, "samples_per_second": self.samples_per_second,
-                "batch_size": self.batch_size, "precision": self.precision}
-
-
-def sample_batches(model, n: int, batch_size: int, generator: torch.Generator, spec_shape: tuple[int, ...],
-                   options: Any = None, progress: bool = True, clamp: bool = True,
-                   context: Callable[[], AbstractContextManager] = torch.inference_mode,
-                   stats: SamplingStats | None = None) -> Iterator[torch.Tensor]:
-    """Yield n samples from the model in batches (B, *spec_shape) on the CPU, with a progress bar
-    showing the sampling throughput; images are clamped to [-1, 1] (`clamp`). `options`: an
-    instance of the model's sample options (`model.sample_with`), or {field: value} keywords of
-    `model.sample` (None: its defaults).
-    Each batch is drawn inside `context()` (`training.inference.inference`: no autograd, the run's
-    precision; default torch.inference_mode); `stats`, when given, collects n, the seconds spent
-    sampling and the batch size."""
-    stats = stats if stats is not None else SamplingStats(unit="image" if clamp else "sample")
-    stats.batch_size = batch_size
-    unit = stats.unit
-    with tqdm(total=n, desc="sampling", unit=unit, disable=not progress, leave=False) as bar:
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            began = time.perf_counter()
-            with context():
-                if options is None or isinstance(options, Mapping):
-                    x = model.sample(b, generator=generator, **(options or {}))
-                else:
-                    x = model.sample_with(b, options, generator=generator)
-                x = x.detach().cpu()                     # on the CPU: the device's work is finished
-            stats.seconds += time.perf_counter() - began
-            stats.n += b
-            if tuple(x.shape) != (b, *spec_shape):
-                raise DataError(f"the model's sample() returned shape {tuple(x.shape)}, expected {(b, *spec_shape)}")
-            x = x.float().clone()                        # an ordinary tensor, usable outside inference mode
-            if not torch.isfinite(x).all():
-                raise DataError(f"the model produced NaN or inf samples (batch starting at sample {start})")
-            bar.update(b)
-            bar.set_postfix_str(f"{stats.samples_per_second:.3g} {unit}s/s sampling")
-            yield x.clamp(-1, 1) if clamp else x
+# Samples from a file
 
 
 def samples_from_array(a: np.ndarray, spec_shape: tuple[int, ...], kind: str, where: str) -> tuple[torch.Tensor, str]:
@@ -336,7 +199,7 @@ def samples_from_array(a: np.ndarray, spec_shape: tuple[int, ...], kind: str, wh
 
 
 # ---------------------------------------------------------------------------------------------
-# The driver
+# Which metrics
 
 
 def resolve_metrics(cfg: EvalConfig, kind: str,
@@ -352,92 +215,3 @@ def resolve_metrics(cfg: EvalConfig, kind: str,
             raise choice_error("metric", m, list(valid) + list(ALIASES))
     return ([m for m in names if m in FEATURE_METRICS], [m for m in names if m in SAMPLE_METRICS],
             [m for m in names if m in model_metrics and m not in FEATURE_METRICS and m not in SAMPLE_METRICS])
-
-
-def _subset_index(size: int, n: int, seed: int) -> torch.Tensor:
-    """min(n, size) indices of range(size) drawn without replacement by a local generator."""
-    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:n]
-
-
-def evaluate(train: Dataset, test: Dataset, cfg: EvalConfig, *,
-             samples: Callable[[int], Iterator[torch.Tensor]] | None = None,
-             n_samples: int | None = None, model=None, title: str = "",
-             extractor: F.FeatureExtractor | None = None) -> EvalReport:
-    """Measure the samples that `samples(batch_size)` yields (n_samples of them; None = the real
-    floor alone) against `test`, with the floor (test vs n training images) beside each figure.
-
-    `model` (a `genmodels.models.base.GenerativeModel`), when given, provides the model-specific
-    metrics it lists in `metric_names`.
-    `extractor` overrides cfg.extractor (e.g. a user's nn.Module wrapped in ModuleExtractor).
-    """
-    cfg.validate()
-    kind = test.kind
-    model_metric_names = tuple(model.metric_names) if model is not None else ()
-    feat_names, smp_names, mdl_names = resolve_metrics(cfg, kind, model_metric_names)
-    if samples is None and mdl_names:
-        raise ConfigError(f"model-specific metrics {mdl_names} need a model (a run directory)")
-    if extractor is None and feat_names:
-        name = cfg.extractor or F.default_extractor(test.name, kind, tuple(test.x.shape[1:]))
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        extractor = F.get_extractor(name, weights=cfg.extractor_weights or None, device=device)
-    want_probs = "is" in feat_names
-    n = n_samples if n_samples is not None else cfg.n
-    ref_idx = _subset_index(len(test.x), n, cfg.seed)  # data files are often sorted by class: draw at random
-    reference = test.x[ref_idx]
-    order = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(cfg.seed + 1))
-    floor_x = train.x[order[:n]]  # the floor's "samples": n training examples
-    report = EvalReport(title=title, dataset=test.name, extractor=extractor.name if extractor else "-",
-                        n_samples=n if samples is not None else 0, n_reference=len(reference),
-                        n_floor=len(floor_x) if (cfg.floor or samples is None) else 0, floor_only=samples is None)
-    if len(floor_x) < n:
-        report.notes.append(f"the training split has only {len(floor_x)} examples: "
-                            f"the floor uses {len(floor_x)}, not {n}")
-    if extractor is not None and hasattr(extractor, "card") and not math.isnan(extractor.card.test_accuracy):
-        report.notes.append(f"features: {extractor.name} classifier, test accuracy {extractor.card.test_accuracy:.4f}")
-
-    values: dict[str, tuple[float, float | None]] = {}
-    floors: dict[str, tuple[float, float | None]] = {}
-    keep_samples = bool(smp_names)
-    kept: list[torch.Tensor] = []
-    if feat_names:
-        assert extractor is not None  # chosen above whenever feat_names is non-empty
-        ref = F.extract(extractor, F.batches_of(reference, cfg.work_batch()), len(reference), "features: test",
-                        want_probs, cfg.progress)
-        if cfg.floor or samples is None:
-            fl = F.extract(extractor, F.batches_of(floor_x, cfg.work_batch()), len(floor_x), "features: train",
-                           want_probs, cfg.progress)
-            floors.update(feature_metrics(ref, fl, feat_names, extractor, cfg))
-        if samples is not None:
-            def tee(it):
-                for x in it:
-                    if keep_samples:
-                        kept.append(x)
-                    yield x
-
-            gen = F.extract(extractor, tee(samples(cfg.work_batch())), n, "features: samples", want_probs,
-                            progress=False)
-            values.update(feature_metrics(ref, gen, feat_names, extractor, cfg))
-    elif samples is not None and keep_samples:
-        kept.extend(samples(cfg.work_batch()))
-    if smp_names:
-        rest = order[n:] if len(order) > n else order  # training examples not in the floor, when there are any
-        validation = train.x[rest[:PARZEN_VALIDATION]]
-        if cfg.floor or samples is None:
-            floors.update(sample_metrics(floor_x, smp_names, validation, test, reference))
-        if samples is not None:
-            values.update(sample_metrics(torch.cat(kept), smp_names, validation, test, reference))
-    for key in (values if samples is not None else floors):
-        v, s = values.get(key, (float("nan"), None))
-        f, fs = floors.get(key, (None, None))
-        report.rows.append(MetricRow(key, v, s, f, fs))
-    for name in mdl_names:
-        g = torch.Generator(device=model.device).manual_seed(cfg.seed + 2)
-        subset = Dataset(x=reference, y=None if test.y is None else test.y[ref_idx], name=test.name, kind=test.kind,
-                         num_classes=test.num_classes, modes=test.modes, mode_std=test.mode_std)
-        options = dict(estimates=cfg.nll_estimates, ode_trace=cfg.ode_trace, ode_probes=cfg.ode_probes,
-                       ode_probe=cfg.ode_probe, ode_rtol=cfg.ode_rtol, ode_atol=cfg.ode_atol)
-        for key, v in model.evaluate(name, subset, n=n, batch_size=cfg.work_batch(), k=cfg.k, generator=g,
-                                     progress=cfg.progress,
-                                     **options).items():
-            report.rows.append(MetricRow(f"{name}:{key}" if key != name else name, float(v)))
-    return report

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from genmodels.errors import CheckpointError, ConfigError, DataError, choice_error
+from genmodels.metrics.classifier import load_classifier
 
 
 @runtime_checkable
@@ -79,8 +80,6 @@ class ClassifierExtractor(ModuleExtractor):
     """The shipped digit classifier for `dataset`: 128-d penultimate features, softmax probabilities."""
 
     def __init__(self, dataset: str = "mnist", weights: str | Path | None = None, device: str | torch.device = "cpu"):
-        from genmodels.metrics.classifier import load_classifier
-
         model, self.card = load_classifier(dataset, weights)
         self.classifier = model.to(device)              # self.module too, typed as the classifier
         super().__init__(self.classifier, name=dataset, logits=self.classifier)
@@ -113,13 +112,13 @@ class InceptionExtractor:
 
     def __init__(self, weights: str | Path | None, device: str | torch.device = "cpu"):
         if weights is None:
-            raise ConfigError("the inception extractor needs a local weights file (--inception-weights FILE); "
+            raise ConfigError("the inception extractor needs a local weights file (--extractor-weights FILE); "
                               "nothing is downloaded at run time")
         weights = Path(weights)
         if not weights.is_file():
             raise CheckpointError(f"{weights}: InceptionV3 weights file not found")
         try:
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # lazy: optional
         except ImportError as e:
             raise ConfigError("the inception extractor needs torch-fidelity: pip install torch-fidelity") from e
         try:
@@ -180,7 +179,7 @@ def default_extractor(dataset: str, kind: str, shape: tuple[int, ...]) -> str:
         return "mnist"
     raise ConfigError(
         f"no default feature extractor for {dataset!r} images of shape {tuple(shape)}; choose one with "
-        f"--extractor ({', '.join(EXTRACTORS)}), e.g. --extractor inception --inception-weights FILE"
+        f"--extractor ({', '.join(EXTRACTORS)}), e.g. --extractor inception --extractor-weights FILE"
     )
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from genmodels.config_fields import check_choices, param, require
+from genmodels.data import load
 from genmodels.errors import DataError
 from genmodels.metrics.classifier import ClassifierCard, DigitClassifier, init_weights, save_classifier
 
@@ -96,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     cfg = ClassifierTrainConfig(**vars(parser.parse_args(argv)))
     cfg.validate()
-    from genmodels.data import load
 
     torch.set_num_threads(cfg.threads)
     train_set, test_set = load(cfg.data, split="train"), load(cfg.data, split="test")

@@ -1,10 +1,11 @@
 """The contract between a model family and the rest of genmodels.
 
-    trainer ──train_step(batch, ctx)──> model <──sample(n, generator=...)── sample / evaluate / report
-                                           │  sample_with(n, options): the same with an options instance
+    trainer ──train_step(batch, ctx)──> model <──sample(n, options, *, generator)── genmodels.sampling
+                                           │  <──evaluate(metric, data, options, *, n, ...)── genmodels.evaluation
                  ctx: StepContext          │  modules(), optimizers(), ema_modules(): its state
                                            │  sampling_modules(): the networks sampling needs
-                                           │  sample_options, metric_names, evaluate(), views(), ...
+                                           │  sample_options, evaluate_options: the options dataclasses
+                                           │  metric_names, preview_options(), views(), ...
 
 Every family subclasses `GenerativeModel`: four methods are abstract (train_step, sample,
 modules, optimizers); everything else has a default that a family overrides where it has more to
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
 import itertools
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from genmodels.data.dataset import Dataset, DataSpec
-from genmodels.errors import CheckpointError, ConfigError, choice_error
+from genmodels.errors import ConfigError, choice_error
 
 # Optional tasks a family may declare in `capabilities`, and the method each one promises.
 TASKS = {
@@ -83,9 +83,9 @@ class NoSampleOptions:
     """The sample options of a family that has none."""
 
 
-def option_values(options: Any) -> dict[str, Any]:
-    """{field: value} of an options dataclass instance (values as they are, not copied)."""
-    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+@dataclass
+class NoEvaluateOptions:
+    """The evaluation options of a family that has none."""
 
 
 @contextlib.contextmanager
@@ -112,7 +112,8 @@ class GenerativeModel(abc.ABC):
     plain data only.
     """
 
-    sample_options: ClassVar[type] = NoSampleOptions   # the options dataclass of `sample(**options)`
+    sample_options: ClassVar[type] = NoSampleOptions       # the options dataclass of `sample(n, options)`
+    evaluate_options: ClassVar[type] = NoEvaluateOptions   # the options dataclass of `evaluate(metric, data, options)`
     metric_names: ClassVar[tuple[str, ...]] = ()        # model-specific metrics of `evaluate`
     capabilities: ClassVar[tuple[str, ...]] = ()        # optional tasks (TASKS) the family implements
 
@@ -131,16 +132,21 @@ class GenerativeModel(abc.ABC):
         it logs them (a float costs a device synchronisation every step on a GPU), or floats."""
 
     @abc.abstractmethod
-    def sample(self, n: int, *, generator: torch.Generator | None = None, **options) -> torch.Tensor:
-        """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D). All randomness
-        comes from `generator` (the same generator state gives the same samples); `options` are
-        the fields of `sample_options`."""
+    def sample(self, n: int, options: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D). `options`: an
+        instance of the family's `sample_options` dataclass (None: its defaults; `options_of` reads
+        it). All randomness comes from `generator` (the same generator state gives the same samples)."""
 
-    def sample_with(self, n: int, options: Any, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`sample(n)` with `options` an instance of `sample_options`, as `genmodels sample` and
-        `evaluate` build it from their flags. Default: its fields as the keywords of `sample`; a
-        family whose `sample` reads the instance itself (DDPM) passes it whole."""
-        return self.sample(n, generator=generator, **option_values(options))
+    def options_of(self, options: Any, kind: str = "sample") -> Any:
+        """`options` (an instance of the family's `sample_options`, or of `evaluate_options` for kind
+        "evaluate"), or that dataclass's defaults for None; ConfigError for an instance of another class."""
+        cls = self.sample_options if kind == "sample" else self.evaluate_options
+        if options is None:
+            return cls()
+        if not isinstance(options, cls):
+            raise ConfigError(f"unknown {type(self).__name__} {kind} options {type(options).__name__}: "
+                              f"expected a {cls.__name__}")
+        return options
 
     @abc.abstractmethod
     def modules(self) -> dict[str, nn.Module]:
@@ -165,9 +171,15 @@ class GenerativeModel(abc.ABC):
         is left out. Default: every network of modules()."""
         return list(self.modules())
 
-    def evaluate(self, metric: str, data: Dataset, **options) -> dict[str, float]:
+    def evaluate(self, metric: str, data: Dataset, options: Any = None, *, n: int | None = None,
+                 batch_size: int | None = None, k: int | None = None, generator: torch.Generator | None = None,
+                 progress: bool = False) -> dict[str, float]:
         """Model-specific metric `metric` (one of `metric_names`: likelihood bounds, code accuracy)
-        on `data`, as {name: value}. The default knows none and refuses with a ConfigError."""
+        on `data`, as {name: value}. `options`: an instance of the family's `evaluate_options` (None:
+        its defaults). The keywords are what `genmodels evaluate` gives every family: n, the examples
+        to measure (None: all of `data`); batch_size (None: the family's); k, the importance samples
+        of a likelihood estimate (None: the family's default); the generator; progress bars. A
+        family reads the ones its metrics use. The default knows no metric and refuses with a ConfigError."""
         self.check_metric(metric)
         raise NotImplementedError(f"{type(self).__name__} lists metric {metric!r} in metric_names but does not "
                                   f"implement evaluate()")
@@ -180,12 +192,13 @@ class GenerativeModel(abc.ABC):
             raise ConfigError(f"{type(self).__name__} has no model-specific metrics (asked for {metric!r})")
         raise choice_error(f"{type(self).__name__} metric", metric, self.metric_names)
 
-    def preview_options(self) -> dict:
-        """Sample options for the trainer's periodic sample grids (e.g. a few-step solver). Default: {}."""
-        return {}
+    def preview_options(self) -> Any:
+        """The sample options (an instance of `sample_options`) of the trainer's periodic sample grids,
+        e.g. a few-step solver. Default: the dataclass's defaults."""
+        return self.sample_options()
 
-    def sample_nrow(self, **options) -> int | None:
-        """Images per row when tiling `sample(n, **options)`, for samples that form a fixed layout
+    def sample_nrow(self, options: Any = None) -> int | None:
+        """Images per row when tiling `sample(n, options)`, for samples that form a fixed layout
         (traversal grids); None (the default) lets the grid be near-square."""
         return None
 
@@ -217,21 +230,3 @@ class GenerativeModel(abc.ABC):
     @device.setter
     def device(self, value: torch.device | str) -> None:
         self._device = torch.device(value)
-
-    def state_dict(self) -> dict:
-        """The model's state, tensors and plain data only: {"modules": {name: state_dict},
-        "optimizers": {name: state_dict}} of modules() and optimizers()."""
-        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Load a `state_dict()`; CheckpointError naming the networks or optimisers that do not match."""
-        for what, own in (("modules", self.modules()), ("optimizers", self.optimizers())):
-            theirs = state.get(what, {})
-            if set(theirs) != set(own):
-                raise CheckpointError(f"state holds {what} {sorted(theirs)}, the model has {sorted(own)}")
-            for name, obj in own.items():
-                try:
-                    obj.load_state_dict(theirs[name])
-                except (RuntimeError, KeyError, ValueError) as e:
-                    raise CheckpointError(f"state of {what[:-1]} {name!r} does not match the model: {e}") from None

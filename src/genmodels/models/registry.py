@@ -18,11 +18,21 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import NamedTuple
 
 from genmodels.errors import ConfigError, choice_error
+from genmodels.models.base import GenerativeModel
 
 ENTRY_POINT_GROUP = "genmodels.models"
 NAME = re.compile(r"[a-z][a-z0-9_-]*")   # family names: what `genmodels train NAME` takes
+
+
+class Family(NamedTuple):
+    """The three classes of a family (`genmodels.models.base` has the contract)."""
+
+    model_cls: type        # the GenerativeModel subclass
+    config_cls: type       # its config dataclass (the [model] table)
+    options_cls: type      # its sample-options dataclass (model_cls.sample_options)
 
 
 @dataclass(frozen=True)
@@ -35,25 +45,25 @@ class ModelEntry:
 
 
 def _ddpm():
-    from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions
+    from genmodels.models.ddpm import DDPM, DDPMConfig, DDPMSampleOptions  # lazy: a family loads on first use
 
     return DDPM, DDPMConfig, DDPMSampleOptions
 
 
 def _gan():
-    from genmodels.models.gan import GAN, GANConfig, GANSampleOptions
+    from genmodels.models.gan import GAN, GANConfig, GANSampleOptions  # lazy: a family loads on first use
 
     return GAN, GANConfig, GANSampleOptions
 
 
 def _infogan():
-    from genmodels.models.infogan import InfoGAN, InfoGANConfig, InfoGANSampleOptions
+    from genmodels.models.infogan import InfoGAN, InfoGANConfig, InfoGANSampleOptions  # lazy: loaded on first use
 
     return InfoGAN, InfoGANConfig, InfoGANSampleOptions
 
 
 def _vae():
-    from genmodels.models.vae import VAE, VAEConfig, VAESampleOptions
+    from genmodels.models.vae import VAE, VAEConfig, VAESampleOptions  # lazy: a family loads on first use
 
     return VAE, VAEConfig, VAESampleOptions
 
@@ -73,7 +83,6 @@ def check_family(name: str, model_cls: type, config_cls: type, options_cls: type
     GenerativeModel subclass whose `sample_options` is options_cls (None: whatever it is), and two
     dataclasses, the config with a validate() method and no field called `name` (the [model]
     table's family name). Returns the sample-options class."""
-    from genmodels.models.base import GenerativeModel
 
     where = f"model family {name!r}"
     if not (isinstance(model_cls, type) and issubclass(model_cls, GenerativeModel)):
@@ -140,9 +149,9 @@ def families() -> dict[str, ModelEntry]:
     return {**plugins, **MODELS}
 
 
-def get_model(name: str) -> tuple[type, type, type]:
-    """(ModelClass, ConfigClass, SampleOptionsClass) of a registered family; ConfigError if unknown."""
+def get_model(name: str) -> Family:
+    """The classes of a registered family (model_cls, config_cls, options_cls); ConfigError if unknown."""
     entry = MODELS.get(name) or families().get(name)
     if entry is None:
         raise choice_error("model", name, families())
-    return entry.load()
+    return Family(*entry.load())

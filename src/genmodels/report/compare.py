@@ -5,7 +5,7 @@ real-data floor) and `CompareTable` the whole comparison, rendered as plain text
 (`format_text`), a GitHub Markdown table with its caption (`format_markdown`), a standalone
 HTML page (`format_html`, self-contained like the run report: inline style, no scripts, every
 string escaped) and JSON (`to_dict`). The numbers come from `genmodels.metrics.evaluate` (see
-`genmodels.cli.compare`, which fills the table); this module only lays them out.
+`genmodels.evaluation.compare`, which fills the table); this module only lays them out.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from typing import Any
 
 from genmodels.config_fields import param, require
 from genmodels.errors import choice_error
-from genmodels.metrics.evaluate import EvalConfig, MetricSettings
+from genmodels.metrics.evaluate import ALIASES, FEATURE_METRICS, SAMPLE_METRICS, EvalConfig, MetricSettings
 
 HIDDEN = ("parzen_sigma",)  # in the JSON, not a column: the Parzen window's width chosen per row
 LABELS = {"parzen_ll": "Parzen LL", "modes_captured": "modes", "high_quality": "high quality"}
 LIKELIHOOD = "nll"          # the family's likelihood, wherever the family defines one
+# the evaluation options of a family's likelihood in a row: DDPM's is the Theorem 8 bound alone
+LIKELIHOOD_OPTIONS: dict[str, dict[str, Any]] = {"ddpm": {"nll_estimates": "bound"}}
 
 
 @dataclass
@@ -44,18 +46,17 @@ class CompareConfig(MetricSettings):
 
     def eval_config(self, metrics: list[str], *, likelihood: bool = False) -> EvalConfig:
         """The EvalConfig of `genmodels evaluate` that gives one part of a row: the sample metrics at n
-        (no floor: the floor is its own row), or the model metrics at nll_n (`likelihood`; the DDPM
-        likelihood is the Theorem 8 bound alone)."""
+        (no floor: the floor is its own row), or the model metrics at nll_n (`likelihood`; with the
+        family's LIKELIHOOD_OPTIONS)."""
         settings = {**self.shared(), "metrics": ",".join(metrics), "floor": False}
         if likelihood:
-            settings.update(n=self.nll_n, nll_estimates="bound")
+            settings.update(n=self.nll_n)
         return EvalConfig(**settings)
 
 
 def resolve_metrics(cfg: CompareConfig, kind: str, model_metrics: set[str]) -> tuple[list[str], list[str]]:
     """(metrics every row gets from its samples, model metrics) of cfg.metrics; ConfigError listing
     the valid names for an unknown one. `model_metrics`: the names the sources' families define."""
-    from genmodels.metrics.evaluate import ALIASES, FEATURE_METRICS, SAMPLE_METRICS
 
     if cfg.metrics.strip():
         names = [ALIASES.get(m.strip(), m.strip()) for m in cfg.metrics.split(",") if m.strip()]

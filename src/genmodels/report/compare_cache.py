@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from genmodels.atomic import make_folder, write_text
+from genmodels.version import __version__
 
 FORMAT = 2   # 2: payloads keep the evaluation's order of metrics (1 sorted them, and the columns with them)
 IGNORED_SETTINGS = ("progress",)   # changes no number
@@ -47,7 +48,6 @@ def settings_parts(cfg) -> dict[str, Any]:
 
 def row_key(parts: dict[str, Any]) -> str:
     """The file stem of a row: a hash of its key parts (with the versions that produced it)."""
-    from genmodels import __version__
 
     full = {**parts, "format": FORMAT, "genmodels": __version__, "torch": torch.__version__}
     text = json.dumps(full, sort_keys=True, default=str)

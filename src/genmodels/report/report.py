@@ -10,6 +10,7 @@ from genmodels.errors import ConfigError
 from genmodels.report.html import build_page
 from genmodels.report.views import render_views
 from genmodels.run.layout import RunDir
+from genmodels.run.metrics_file import read_metrics
 
 
 def read_config_table(run_dir: Path) -> dict:
@@ -31,7 +32,6 @@ def write_report(run_dir: str | Path, *, views: bool = True, device: str = "cpu"
     strip, GAN decision surface) from the latest checkpoint into RUN_DIR/views/, on `device`,
     with a generator seeded by `seed`. The page is written atomically (a reader never sees half).
     """
-    from genmodels.run.metrics_file import read_metrics
 
     run_dir = Path(run_dir)
     config = read_config_table(run_dir)

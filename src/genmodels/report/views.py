@@ -17,7 +17,9 @@ import torch
 
 from genmodels.errors import DataError, GenmodelsError
 from genmodels.models.base import VIEW_FRAMES
+from genmodels.run import load_data_config, load_run
 from genmodels.run.layout import RunDir
+from genmodels.viz import save_grid
 
 MIN_WIDTH = 256     # small grids are enlarged (nearest neighbour) to at least this many pixels
 
@@ -58,7 +60,6 @@ def caption_of(name: str) -> str:
 
 def save_view(image: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
     """Write a view, one picture (1, C, H, W) or frames (N, C, H, W) in [-1, 1], as a PNG."""
-    from genmodels.viz import save_grid
 
     if image.dim() != 4:
         raise ValueError(f"a view must be (N, C, H, W), got shape {tuple(image.shape)}")
@@ -72,8 +73,6 @@ def save_view(image: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
 def render_views(run_dir: str | Path, *, device: str = "cpu", seed: int = 0) -> ViewsResult:
     """Draw the run's family views from its latest checkpoint (EMA weights when kept) into
     RUN_DIR/views/. Missing checkpoints or families without views give notes, not errors."""
-    from genmodels.data import load_config
-    from genmodels.run import load_run
 
     run_dir = Path(run_dir)
     try:
@@ -81,7 +80,7 @@ def render_views(run_dir: str | Path, *, device: str = "cpu", seed: int = 0) -> 
     except GenmodelsError as e:
         return ViewsResult([], [f"no model views: {e}"], None)
     try:
-        data = load_config(loaded.config.data, "test", seed=loaded.config.seed)
+        data = load_data_config(loaded.config.data, "test", seed=loaded.config.seed)
     except DataError:  # e.g. the package that ships the data set is gone: views without real inputs
         data = None
     generator = torch.Generator(device=device).manual_seed(seed)

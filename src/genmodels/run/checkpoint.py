@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from genmodels.atomic import atomic_file
+from genmodels.config import upgrade_saved_model_table
 from genmodels.errors import CheckpointError
 
 FORMAT = "genmodels-checkpoint"
@@ -75,7 +76,6 @@ def check_model(ckpt: dict, model_name: str, model_config: dict, path: str | Pat
     since the checkpoint's model then had that behaviour."""
     if ckpt["model_name"] != model_name:
         raise CheckpointError(f"{path}: written by model {ckpt['model_name']!r}, not {model_name!r}")
-    from genmodels.config import upgrade_saved_model_table
 
     saved, _ = upgrade_saved_model_table(model_name, ckpt["model_config"])   # names an older version wrote
     defaults = defaults or {}

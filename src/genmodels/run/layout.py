@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genmodels.atomic import remove_stale_temporaries
 from genmodels.config import RunConfig, load_toml
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError
@@ -67,7 +68,6 @@ class RunDir:
     def remove_stale_temporaries(self) -> None:
         """Delete the half-written temporaries a crash or a kill during a write left behind (in the run
         folder, checkpoints/, samples/ and views/; never a finished file, nor one being written now)."""
-        from genmodels.atomic import remove_stale_temporaries
 
         for folder in (self.path, self.checkpoints, self.samples, self.views):
             remove_stale_temporaries(folder)

@@ -15,8 +15,10 @@ from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import CheckpointError, ConfigError
 from genmodels.models.base import GenerativeModel
+from genmodels.models.registry import get_model
 from genmodels.run.checkpoint import check_model, load_checkpoint, load_modules
 from genmodels.run.layout import RunDir
+from genmodels.run.model_size import allocation_refused, check_model_size
 from genmodels.run.seeds import derive_seed, private_global_rng
 
 
@@ -42,10 +44,8 @@ def build_model(config: RunConfig, spec: DataSpec, device: torch.device) -> Gene
     A model too large for the device is a ConfigError before anything is allocated
     (`genmodels.run.model_size`). config.model becomes the model's own config, with any
     data-dependent defaults resolved."""
-    from genmodels.models.registry import get_model
-    from genmodels.run.model_size import allocation_refused, check_model_size
 
-    model_cls = get_model(config.model_name)[0]
+    model_cls = get_model(config.model_name).model_cls
     device = torch.device(device)
     check_model_size(config.model_name, model_cls, config.model, spec, device)
     with private_global_rng(seed=derive_seed(config.seed, "init"), device=device), \

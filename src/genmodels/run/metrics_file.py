@@ -29,3 +29,27 @@ def read_metrics(path: str | Path) -> list[dict]:
         if isinstance(record, dict) and "step" in record:
             records.append(record)
     return records
+
+
+def training_cpu_minutes(path: str | Path) -> float | None:
+    """CPU-minutes of training that the metrics file at `path` records; None when there is none.
+
+    `cpu_time` counts from the start of each training process, so a resumed run's total is the sum
+    of each segment's last value (a segment ends where the value falls)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    total, last = 0.0, None
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:       # a blank or torn line
+                continue
+            value = record.get("cpu_time") if isinstance(record, dict) else None
+            if value is None:
+                continue
+            if last is not None and value < last:   # a resumed process started counting again
+                total += last
+            last = float(value)
+    return None if last is None else (total + last) / 60.0

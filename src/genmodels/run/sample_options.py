@@ -1,4 +1,4 @@
-"""A family's sample options, built in one place from the layers that set them.
+"""A family's options (sample or evaluate), built in one place from the layers that set them.
 
 `genmodels sample`, `evaluate`, `compare` and `zoo export` take a family's sampling options (the
 fields of its `sample_options` dataclass) from the same layers, each later one winning:
@@ -8,7 +8,10 @@ fields of its `sample_options` dataclass) from the same layers, each later one w
 What the user gave is typed flags (`--sampler dpm++ --steps 20`) or their text alias
 `--sample-option KEY=VALUE` (`parse_pairs`), both {field: text}. `build_sample_options` applies
 the layers, parsing each value by its field's type (`genmodels.config.coerce`), and checks the
-result: choices, finite numbers and the dataclass's own `validate()`.
+result: choices, finite numbers and the dataclass's own `validate()`: the one check of the
+options on their way from the command line to `model.sample(n, options)`. A family's evaluation
+options (its `evaluate_options`, e.g. DDPM's likelihood estimates) are built the same way, with
+kind="evaluate".
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from genmodels.config import update_dataclass
-from genmodels.config_checks import validate_options
+from genmodels.config_fields import validate_options
 from genmodels.errors import ConfigError
 from genmodels.run.load import LoadedRun
 
 ALIAS = "--sample-option"        # the KEY=VALUE spelling of a sample option on every command
 CARD_LAYER = "the zoo entry's sample options"
 USER_LAYER = "sample option"
+EVALUATE_LAYER = "evaluate option"
 
 
 def parse_pairs(pairs: Iterable[str], flag: str = ALIAS, example: str = "sampler=dpm++") -> dict[str, str]:
@@ -38,14 +42,15 @@ def parse_pairs(pairs: Iterable[str], flag: str = ALIAS, example: str = "sampler
     return values
 
 
-def build_sample_options(options_cls: type, *layers: tuple[Mapping[str, Any], str]) -> Any:
+def build_sample_options(options_cls: type, *layers: tuple[Mapping[str, Any], str], kind: str = "sample") -> Any:
     """An instance of `options_cls` with each (values, where) layer applied in turn, then checked.
     Values may be typed or text; `where` names the layer in a ConfigError (an unknown key lists the
-    valid ones, a bad value names the field and its type)."""
+    valid ones, a bad value names the field and its type); `kind` ("sample" or "evaluate") names the
+    options in a refused value's message."""
     options = options_cls()
     for values, where in layers:
         update_dataclass(options, dict(values), where)
-    validate_options(options, "sample")
+    validate_options(options, kind)
     return options
 
 
@@ -54,3 +59,9 @@ def run_sample_options(loaded: LoadedRun, given: Mapping[str, Any] | None = None
     (for zoo:NAME), then `given` ({field: value or text} from the command line)."""
     return build_sample_options(loaded.model.sample_options, (loaded.sample_defaults, CARD_LAYER),
                                 (given or {}, USER_LAYER))
+
+
+def evaluate_options(options_cls: type, given: Mapping[str, Any] | None = None) -> Any:
+    """The evaluation options instance of a family (`options_cls`, its `evaluate_options`): its defaults
+    under `given` ({field: value or text})."""
+    return build_sample_options(options_cls, (given or {}, EVALUATE_LAYER), kind="evaluate")

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import torch
 
+from genmodels.atomic import atomic_file
+
 
 def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is slow to import
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
 
     fig = Figure(figsize=(width * ncols, height))
     FigureCanvasAgg(fig)
@@ -22,7 +24,6 @@ def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0):
 
 
 def _save(fig, plots_dir: str | os.PathLike, name: str) -> str:
-    from genmodels.atomic import atomic_file
 
     path = Path(plots_dir) / f"theory_{name}.png"
     fig.tight_layout()

@@ -31,7 +31,7 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The mixed-precision context of `precision` (fp32, bf16 or fp16) on `device`: a no-op in fp32.
-    Training steps (`TrainContext.autocast`) and sampling (`training.inference`) use it."""
+    Training steps (`TrainContext.autocast`) and sampling (`genmodels.sampling.plan`) use it."""
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])

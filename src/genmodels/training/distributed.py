@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from genmodels.errors import ConfigError
+from genmodels.run.load import resolve_device
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,6 @@ def setup(device_name: str) -> tuple[DistInfo, torch.device]:
     device_name is trainer.device: under torchrun, auto/cuda mean cuda:LOCAL_RANK (NCCL) when CUDA
     is available, cpu means gloo on the CPU; an explicit cuda:N is refused (each rank picks its
     own GPU)."""
-    from genmodels.run.load import resolve_device
 
     if not launched_by_torchrun():
         return DistInfo(), resolve_device(device_name)

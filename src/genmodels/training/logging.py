@@ -13,6 +13,7 @@ from pathlib import Path
 from genmodels.atomic import LineAppender, write_text
 from genmodels.run.layout import CURVES, METRICS, TENSORBOARD
 from genmodels.run.metrics_file import NOT_SERIES, read_metrics
+from genmodels.viz import save_curves
 
 __all__ = ["MetricsLogger", "NOT_SERIES", "read_metrics"]
 
@@ -44,7 +45,7 @@ class MetricsLogger:
 
     def _tensorboard(self, resume_step: int | None):
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard is optional and slow
         except ImportError:  # tensorboard not installed: the JSON log is the record
             return None
         return SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD), purge_step=resume_step)
@@ -69,7 +70,6 @@ class MetricsLogger:
 
     def save_curves(self, path: str | Path | None = None) -> Path | None:
         """Plot every logged series against the step (`losses.png`); None if nothing was logged."""
-        from genmodels.viz import save_curves
 
         if not self.series:
             return None

@@ -24,31 +24,27 @@ at the end passes `on_finish` (the `genmodels train` command and `genmodels.trai
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
-from genmodels.config import RunConfig, TrainerConfig, dataclass_to_dict
-from genmodels.data.dataset import Dataset
+from genmodels.config import RunConfig, dataclass_to_dict
+from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingStopped
 from genmodels.models.base import GenerativeModel, eval_mode
-from genmodels.run.checkpoint import (
-    FORMAT,
-    FORMAT_VERSION,
-    check_model,
-    load_checkpoint,
-    load_modules,
-    load_optimizers,
-    save_atomic,
-)
+from genmodels.run.checkpoint import check_model, load_checkpoint, save_atomic
 from genmodels.run.layout import RunDir
 from genmodels.run.seeds import derive_seed, global_rng_state, make_generator, private_global_rng
 from genmodels.training import distributed
+from genmodels.training.accumulate import accumulated_step
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
 from genmodels.training.ema import EMA
@@ -58,8 +54,12 @@ from genmodels.training.health import Health
 from genmodels.training.identity import check_resume
 from genmodels.training.logging import MetricsLogger
 from genmodels.training.lr_schedule import lr_factor, set_learning_rates
+from genmodels.training.prepare import prepare_modules, sync_batchnorm
+from genmodels.training.read_points import host_values, read_points
 from genmodels.training.run_lock import run_writer
 from genmodels.training.signals import StopSignals
+from genmodels.training.state import TrainingState
+from genmodels.viz import save_grid, save_scatter
 
 
 @dataclass
@@ -155,24 +155,54 @@ class Trainer:
         return result
 
     def _fit(self, model: GenerativeModel, dataset: Dataset) -> FitResult:
-        cfg, seed = self.config.trainer, self.config.seed
+        """Set up (or resume) the run, then train step by step until `total_steps`."""
         par = distributed.current()
-        m_local = rank_batch(cfg, par)
-        device = model.device
-        spec = dataset.spec
+        ckpt = self._begin(model.device, dataset.spec, par)
+        state = self._training_state(model, dataset, par)
+        global_state = None
+        if ckpt is not None:
+            state.restore(ckpt, self.run.latest)
+            global_state = ckpt["rng"]["global"] if par.is_main else None
+        if par.enabled:
+            distributed.broadcast_modules(state.modules)
+        loop = self._open_loop(dataset, state.step, resumed=ckpt is not None, par=par)
+        # layers drawing from torch's global RNG (dropout) get a stream of their own on each rank
+        stream_name = "global" if par.is_main else f"global-rank{par.rank}-step{state.step}"
+        global_seed = derive_seed(self.config.seed, stream_name)
+        try:
+            # Dropout and other layers draw from torch's global RNG: give them the run's own stream.
+            with private_global_rng(global_state, seed=global_seed, device=model.device):
+                self._train(model, dataset, state, loop, par)
+        finally:
+            loop.close(state.ctx, self.run.curves)
+        distributed.barrier(par)            # the last checkpoint is on disk before any rank returns
+        if self.stop.signum is not None and state.step < loop.total:
+            raise TrainingStopped(f"stopped by {self.stop.name} after step {state.step} of {loop.total}; "
+                                  f"{self.run.latest} holds that step: continue with --resume", self.stop.signum,
+                                  state.step)
+        return FitResult(step=state.step, values=loop.values, run_dir=self.run.path, checkpoint=loop.last_good)
+
+    def _begin(self, device: torch.device, spec: DataSpec, par: distributed.DistInfo) -> dict | None:
+        """Resolve the precision, check a resume, write config.toml (rank 0); returns the checkpoint
+        to resume from, or None."""
+        cfg = self.config.trainer
+        rank_batch(cfg, par)                # ConfigError before anything is written
         cfg.precision, why = resolve_precision(cfg.precision, device)
         self.identity_changes = check_resume(self.run, self.config, self.override_identity) if self.resume else []
         ckpt = self._start_checkpoint(spec.to_dict())
-        accumulate = cfg.accumulate
         if par.is_main:
-            micro = f", {accumulate} micro-batches per step" if accumulate > 1 else ""
+            micro = f", {cfg.accumulate} micro-batches per step" if cfg.accumulate > 1 else ""
             print(f"genmodels: precision {cfg.precision} ({why}), {torch.get_num_threads()} thread(s){micro}",
                   file=sys.stderr, flush=True)
         distributed.barrier(par)            # every rank has looked for a checkpoint before rank 0 writes
         if par.is_main:
             self.run.write_config(self.config, spec)
             self.run.remove_stale_temporaries()
+        return ckpt
 
+    def _training_state(self, model: GenerativeModel, dataset: Dataset, par: distributed.DistInfo) -> TrainingState:
+        """The networks prepared for training, the data order, the step context and the EMA, fresh."""
+        cfg, seed, device = self.config.trainer, self.config.seed, model.device
         modules, optimizers = model.modules(), model.optimizers()
         if par.enabled and device.type == "cuda":
             sync_batchnorm(modules)
@@ -181,107 +211,105 @@ class Trainer:
         stream = DataStream(dataset, cfg.batch_size, make_generator(seed, "data"), device, rank=par.rank,
                             world_size=par.world_size, channels_last=cfg.channels_last)
         step_generator = make_generator(seed, "step", device)
-        health = Health(device)
-        weights = [p for m in modules.values() for p in m.parameters() if p.is_floating_point()]
         ctx = TrainContext(device=device, generator=step_generator, precision=cfg.precision,
-                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par, accumulate=accumulate,
-                           health=health, bucket_mb=cfg.grad_bucket_mb, compression=cfg.grad_compression)
+                           grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par, accumulate=cfg.accumulate,
+                           health=Health(device), bucket_mb=cfg.grad_bucket_mb, compression=cfg.grad_compression)
         ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules else None
-        step, global_state = 0, None
-        if ckpt is not None:
-            step = self._restore(ckpt, modules, optimizers, ema, stream, ctx, step_generator)
-            global_state = ckpt["rng"]["global"] if par.is_main else None
-        if par.enabled:
-            distributed.broadcast_modules(modules)
-        last_good = self.run.latest if ckpt is not None else None
-        # per-example draws of train_step are made for the global batch and sliced (W > 1 only)
-        randomness = (GlobalBatchRandomness(step_generator, m_local, par.rank, par.world_size) if par.enabled
-                      else contextlib.nullcontext())
-        # layers drawing from torch's global RNG (dropout) get a stream of their own on each rank
-        global_seed = derive_seed(seed, "global" if par.is_main else f"global-rank{par.rank}-step{step}")
+        return TrainingState(modules=modules, optimizers=optimizers, ema_modules=ema_modules, ema=ema, stream=stream,
+                             ctx=ctx, generator=step_generator)
 
+    def _open_loop(self, dataset: Dataset, step: int, *, resumed: bool, par: distributed.DistInfo) -> _Loop:
+        """The loop's bookkeeping from `step`: the metrics logger (rank 0), the progress bar, the clocks."""
+        cfg = self.config.trainer
         total = self.total_steps(dataset)
-        logger = (MetricsLogger(self.run.path, resume_step=step if ckpt is not None else None,
-                                tensorboard=cfg.tensorboard) if par.is_main else None)
+        logger = (MetricsLogger(self.run.path, resume_step=step if resumed else None, tensorboard=cfg.tensorboard)
+                  if par.is_main else None)
         if logger is not None and self.identity_changes:
             logger.event(step, "resumed with changes", changes="; ".join(self.identity_changes))
-        values: dict[str, float] = {}
-        started, cpu_started = time.perf_counter(), time.process_time()
         bar = _progress(total, step, cfg.progress and par.is_main, f"{self.config.model_name} {self.run.path.name}")
+        return _Loop(total=total, logger=logger, bar=bar, last_good=self.run.latest if resumed else None,
+                     started=time.perf_counter(), cpu_started=time.process_time())
+
+    def _train(self, model: GenerativeModel, dataset: Dataset, state: TrainingState, loop: _Loop,
+               par: distributed.DistInfo) -> None:
+        """Optimisation steps until loop.total or a stop request; the read points log, sample and save."""
+        cfg, device = self.config.trainer, model.device
+        # per-example draws of train_step are made for the global batch and sliced (W > 1 only)
+        randomness = (GlobalBatchRandomness(state.generator, rank_batch(cfg, par), par.rank, par.world_size)
+                      if par.enabled else contextlib.nullcontext())
+        weights = [p for m in state.modules.values() for p in m.parameters() if p.is_floating_point()]
+        health = state.ctx.health
+        for m in state.modules.values():
+            m.train()
+        while state.step < loop.total:
+            factor = lr_factor(state.step, loop.total, cfg.warmup_steps, cfg.lr_schedule)
+            step_values = self._step(model, state, randomness, factor, loop, par)
+            health.record_values(state.step, step_values)
+            health.record_weights(state.step, weights)
+            if par.enabled:
+                distributed.average_buffers(state.modules, par.world_size)
+            if state.ema is not None:
+                state.ema.update(state.ema_modules)
+            state.step += 1
+            loop.bar.update(1)
+            stop = self.stop.requested(device) and state.step < loop.total  # the same on every rank
+            keep, logs, samples, saves = read_points(cfg, state.step, loop.total)
+            if not (logs or samples or saves or stop):
+                continue                     # the hot path: nothing was read back from the device
+            if self._read_point(model, dataset, state, loop, step_values, (keep, logs, samples, saves or stop),
+                                factor, par, stop):
+                break
+
+    def _step(self, model: GenerativeModel, state: TrainingState, randomness, factor: float, loop: _Loop,
+              par: distributed.DistInfo) -> dict[str, float | torch.Tensor]:
+        """One optimisation step (trainer.accumulate micro-batches); its values, tensors left on the device."""
+        cfg, ctx = self.config.trainer, state.ctx
+        ctx.step = state.step
+        ctx.reads = any(read_points(cfg, state.step + 1, loop.total))   # a stop request may add one
+        set_learning_rates(state.optimizers, factor)
         try:
-            # Dropout and other layers draw from torch's global RNG: give them the run's own stream.
-            with private_global_rng(global_state, seed=global_seed, device=device):
-                for m in modules.values():
-                    m.train()
-                while step < total:
-                    ctx.step = step
-                    ctx.reads = any(read_points(cfg, step + 1, total))   # a stop request may add one
-                    factor = lr_factor(step, total, cfg.warmup_steps, cfg.lr_schedule)
-                    set_learning_rates(optimizers, factor)
-                    try:
-                        if accumulate == 1:
-                            with randomness:
-                                out = model.train_step(stream.next(), ctx)
-                        else:
-                            out = _accumulated_step(model, stream.next(), ctx, step_generator, accumulate, par)
-                    except TrainingDiverged as e:
-                        raise TrainingDiverged(f"training diverged at step {step}: {e}; {_last_good(last_good)}",
-                                               step=step) from None
-                    step_values = {name: v.detach() if isinstance(v, torch.Tensor) else v for name, v in out.items()}
-                    health.record_values(step, step_values)
-                    health.record_weights(step, weights)
-                    if par.enabled:
-                        distributed.average_buffers(modules, par.world_size)
-                    if ema is not None:
-                        ema.update(ema_modules)
-                    step += 1
-                    bar.update(1)
-                    stop = self.stop.requested(device) and step < total  # the same on every rank
-                    keep, logs, samples, saves = read_points(cfg, step, total)
-                    saves = saves or stop
-                    if not (logs or samples or saves):
-                        continue                     # the hot path: nothing was read back from the device
-                    try:
-                        health.check(par, modules)   # a read point: every rank, the same steps
-                    except TrainingDiverged as e:
-                        raise TrainingDiverged(f"training diverged at step {e.step}: {e}; {_last_good(last_good)}",
-                                               step=e.step) from None
-                    values = (distributed.average_values(step_values, par.world_size, device) if par.enabled
-                              else _host_values(step_values))
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-                    if not par.is_main:
-                        if saves:
-                            last_good = self.run.latest      # written by rank 0 at this step
-                        if stop:
-                            break
-                        continue
-                    if logs:
-                        logger.log(step, values, epoch=stream.epoch, time=round(time.perf_counter() - started, 3),
-                                   cpu_time=round(time.process_time() - cpu_started, 3),
-                                   lr_factor=round(factor, 6))
-                    if samples:
-                        self._write_samples(model, ema, ema_modules, dataset, step, device)
-                    if saves:
-                        state = self._state(step, spec.to_dict(), modules, optimizers, ema, stream, ctx,
-                                            step_generator, global_rng_state(device))
-                        save_atomic(state, self.run.latest)
-                        last_good = self.run.latest
-                        if keep:
-                            save_atomic(state, self.run.checkpoint_at(step))
-                    if stop:
-                        logger.event(step, "stopped", signal=self.stop.name)
-                        break
-        finally:
-            ctx.close()
-            bar.close()
-            if logger is not None:
-                logger.save_curves(self.run.curves)
-                logger.close()
-        distributed.barrier(par)            # the last checkpoint is on disk before any rank returns
-        if self.stop.signum is not None and step < total:
-            raise TrainingStopped(f"stopped by {self.stop.name} after step {step} of {total}; {self.run.latest} "
-                                  f"holds that step: continue with --resume", self.stop.signum, step)
-        return FitResult(step=step, values=values, run_dir=self.run.path, checkpoint=last_good)
+            if cfg.accumulate == 1:
+                with randomness:
+                    out = model.train_step(state.stream.next(), ctx)
+            else:
+                out = accumulated_step(model, state.stream.next(), ctx, state.generator, cfg.accumulate, par)
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"training diverged at step {state.step}: {e}; {_last_good(loop.last_good)}",
+                                   step=state.step) from None
+        return {name: v.detach() if isinstance(v, torch.Tensor) else v for name, v in out.items()}
+
+    def _read_point(self, model: GenerativeModel, dataset: Dataset, state: TrainingState, loop: _Loop,
+                    step_values: dict, points: tuple[bool, bool, bool, bool], factor: float,
+                    par: distributed.DistInfo, stop: bool) -> bool:
+        """After a step that logs, samples, saves or stops: check the run's health (every rank), read the
+        values back, then (rank 0) log, write samples and checkpoints. Returns whether to stop."""
+        keep, logs, samples, saves = points
+        step, device = state.step, model.device
+        try:
+            state.ctx.health.check(par, state.modules)   # a read point: every rank, the same steps
+        except TrainingDiverged as e:
+            raise TrainingDiverged(f"training diverged at step {e.step}: {e}; {_last_good(loop.last_good)}",
+                                   step=e.step) from None
+        loop.values = (distributed.average_values(step_values, par.world_size, device) if par.enabled
+                       else host_values(step_values))
+        loop.bar.set_postfix({k: f"{v:.4g}" for k, v in loop.values.items()}, refresh=False)
+        if not par.is_main:
+            if saves:
+                loop.last_good = self.run.latest      # written by rank 0 at this step
+            return stop
+        assert loop.logger is not None               # rank 0 logs
+        if logs:
+            loop.logger.log(step, loop.values, epoch=state.stream.epoch,
+                            time=round(time.perf_counter() - loop.started, 3),
+                            cpu_time=round(time.process_time() - loop.cpu_started, 3), lr_factor=round(factor, 6))
+        if samples:
+            self._write_samples(model, state.ema, state.ema_modules, dataset, step, device)
+        if saves:
+            self._save(state, dataset.spec, keep, device)
+            loop.last_good = self.run.latest
+        if stop:
+            loop.logger.event(step, "stopped", signal=self.stop.name)
+        return stop
 
     # -- samples and checkpoints ----------------------------------------------------------------
 
@@ -289,14 +317,13 @@ class Trainer:
                        step: int, device: torch.device) -> Path:
         """samples/step_XXXXXXX.png from the EMA weights, always with the same noise (`samples` stream),
         so grids are comparable across steps; training randomness is not touched."""
-        from genmodels.viz import save_grid, save_scatter
 
         seed, n = self.config.seed, self.config.trainer.sample_n
         swap = ema.swapped_in(ema_modules) if ema is not None else contextlib.nullcontext()
         with eval_mode(*model.modules().values()), torch.no_grad(), \
                 private_global_rng(seed=derive_seed(seed, "samples-global"), device=device), swap:
             # a model may name cheaper sampler settings for these previews (e.g. few-step solvers)
-            x = model.sample(n, generator=make_generator(seed, "samples", device), **model.preview_options())
+            x = model.sample(n, model.preview_options(), generator=make_generator(seed, "samples", device))
         path = self.run.sample_at(step)
         if dataset.kind == "image":
             return save_grid(x, path, scale=max(1, 64 // x.shape[-1]))
@@ -304,118 +331,41 @@ class Trainer:
         return save_scatter(x[:, :2], path, reference=reference, modes=dataset.modes,
                             title=f"{self.config.model_name}, step {step}")
 
-    def _state(self, step, spec_dict, modules, optimizers, ema, stream, ctx, step_generator, global_state) -> dict:
-        return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "model_name": self.config.model_name,
-            "model_config": dataclass_to_dict(self.config.model),
-            "spec": spec_dict,
-            "seed": self.config.seed,
-            "step": step,
-            "modules": {k: m.state_dict() for k, m in modules.items()},
-            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-            "ema": ema.state_dict() if ema is not None else None,
-            "scalers": ctx.scaler_states(optimizers),
-            "data": stream.state_dict(),
-            "rng": {"step": step_generator.get_state(), "global": global_state},
-        }
-
-    def _restore(self, ckpt, modules, optimizers, ema, stream, ctx, step_generator) -> int:
-        """Load everything a checkpoint holds; returns its step."""
-        path = self.run.latest
-        load_modules(modules, ckpt["modules"], path)
-        load_optimizers(optimizers, ckpt["optimizers"], path)
-        if ema is not None:
-            if ckpt.get("ema") is None:
-                raise CheckpointError(f"{path}: holds no EMA but trainer.ema_decay is {ema.decay}")
-            try:
-                ema.load_state_dict(ckpt["ema"])
-            except (KeyError, RuntimeError) as e:
-                raise CheckpointError(f"{path}: EMA does not match the model: {e}") from None
-        ctx.load_scaler_states(optimizers, ckpt.get("scalers", {}))
-        stream.load_state_dict(ckpt["data"])
-        step_generator.set_state(ckpt["rng"]["step"])
-        return int(ckpt["step"])
+    def _save(self, state: TrainingState, spec: DataSpec, keep: bool, device: torch.device) -> None:
+        """checkpoints/latest.pt (and a numbered copy when `keep`), written atomically."""
+        header = {"model_name": self.config.model_name, "model_config": dataclass_to_dict(self.config.model),
+                  "spec": spec.to_dict(), "seed": self.config.seed}
+        checkpoint = state.save(header, global_rng_state(device))
+        save_atomic(checkpoint, self.run.latest)
+        if keep:
+            save_atomic(checkpoint, self.run.checkpoint_at(state.step))
 
 
-def _accumulated_step(model: GenerativeModel, batch: tuple[torch.Tensor, torch.Tensor], ctx: TrainContext,
-                      generator: torch.Generator, k: int,
-                      par: distributed.DistInfo) -> dict[str, float | torch.Tensor]:
-    """One optimisation step as k micro-batches of this rank's batch (trainer.accumulate = k).
+@dataclass
+class _Loop:
+    """The bookkeeping of one fit around its TrainingState: where it ends, what it logs and has read."""
 
-    Micro-batch j plays the part that rank j would play under data parallelism: it holds examples
-    j*m/k .. (j+1)*m/k - 1 of the batch, its per-example noise is its slice of the draw for the
-    whole global batch (`GlobalBatchRandomness`, with the generator rewound before each micro-batch,
-    so every micro-batch sees the same global draw and the generator ends where one whole-batch
-    step leaves it), and `ctx.optimize` backpropagates loss / k into the summed gradients and
-    steps after the last one. The update equals that of one batch up to floating-point rounding.
-    Returns the logged values averaged over the micro-batches (in float64; tensors stay on the device)."""
-    x, y = batch
-    micro = x.shape[0] // k
-    start_state = generator.get_state()
-    totals: dict[str, float | torch.Tensor] = {}
-    ctx.begin_accumulation(x)
-    try:
-        for j in range(k):
-            generator.set_state(start_state)
-            ctx.micro_index = j
-            part = (x[j * micro:(j + 1) * micro], y[j * micro:(j + 1) * micro])
-            with GlobalBatchRandomness(generator, micro, par.rank * k + j, par.world_size * k):
-                out = model.train_step(part, ctx)
-            for name, v in out.items():
-                v = v.detach().double() if isinstance(v, torch.Tensor) else float(v)
-                totals[name] = totals.get(name, 0.0) + v / k
-    finally:
-        ctx.end_accumulation()
-    return totals
+    total: int                      # the step it trains to
+    logger: MetricsLogger | None    # rank 0's metrics.jsonl
+    bar: Any                        # the progress bar (tqdm)
+    last_good: Path | None          # the latest checkpoint written
+    started: float                  # perf_counter() at the start
+    cpu_started: float              # process_time() at the start
+    values: dict[str, float] = field(default_factory=dict)   # the last values read back
 
-
-def read_points(cfg: TrainerConfig, step: int, total: int) -> tuple[bool, bool, bool, bool]:
-    """(keep, logs, samples, saves) after `step` of `total` steps: whether it is kept as a numbered
-    checkpoint, logged, sampled, checkpointed (a stop request adds a checkpoint). Any of them is a
-    read point, where the step's values are read back from the device."""
-    keep = cfg.keep_every > 0 and step % cfg.keep_every == 0
-    logs = step % cfg.log_every == 0 or step == total
-    samples = cfg.sample_every > 0 and (step % cfg.sample_every == 0 or step == total)
-    saves = keep or step % cfg.checkpoint_every == 0 or step == total
-    return keep, logs, samples, saves
-
-
-def _host_values(values: dict[str, float | torch.Tensor]) -> dict[str, float]:
-    """The logged values as Python floats, with one device-to-host copy per device for the tensors."""
-    read: dict[str, float] = {}
-    for device in {v.device for v in values.values() if isinstance(v, torch.Tensor)}:
-        names = [k for k, v in values.items() if isinstance(v, torch.Tensor) and v.device == device]
-        read.update(zip(names, torch.stack([values[k].reshape(()) for k in names]).tolist(), strict=True))
-    return {k: read[k] if k in read else float(v) for k, v in values.items()}
+    def close(self, ctx: TrainContext, curves: Path) -> None:
+        """Release the step context, close the bar, draw the curves and close the log."""
+        ctx.close()
+        self.bar.close()
+        if self.logger is not None:
+            self.logger.save_curves(curves)
+            self.logger.close()
 
 
 def _local_world_size(par: distributed.DistInfo) -> int:
     """Processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without torchrun)."""
-    import os
 
     return int(os.environ.get("LOCAL_WORLD_SIZE", par.world_size)) if par.enabled else 1
-
-
-def sync_batchnorm(modules: dict[str, torch.nn.Module]) -> None:
-    """Under data parallelism on CUDA, batch-norm layers normalise with the statistics of the global
-    batch (SyncBatchNorm, NCCL only), as in one process. The layers are replaced inside each network
-    (the networks themselves, their parameters and so the optimisers, stay the same objects)."""
-    for m in modules.values():
-        if not isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)
-
-
-def prepare_modules(modules: dict[str, torch.nn.Module], channels_last: bool, compile: bool) -> None:
-    """In place (the model keeps its references): channels-last weights for the 4-D convolution
-    kernels, and torch.compile of each network's forward (nn.Module.compile, so state dicts and
-    checkpoints keep their keys)."""
-    for m in modules.values():
-        if channels_last:
-            m.to(memory_format=torch.channels_last)
-        if compile and any(True for _ in m.parameters()):
-            m.compile()
 
 
 def _finish(on_finish: Callable[[Path], object], run_dir: Path) -> None:
@@ -433,6 +383,4 @@ def _last_good(path: Path | None) -> str:
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, smoothing=0.1)

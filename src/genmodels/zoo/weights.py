@@ -61,7 +61,7 @@ def flatten(modules: dict[str, torch.nn.Module], dtype: str) -> dict[str, torch.
 
 def encode(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
     """The safetensors bytes of `tensors` with string `metadata` in the header."""
-    from safetensors.torch import save
+    from safetensors.torch import save  # lazy: safetensors, for weights files only
 
     return save(tensors, metadata={"format": FORMAT, **metadata})
 
@@ -108,8 +108,8 @@ def header(data: bytes, path: Path) -> dict:
 
 def decode(data: bytes, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, header metadata) of checked safetensors bytes; CheckpointError naming the file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors import SafetensorError  # lazy: safetensors, for weights files only
+    from safetensors.torch import load  # lazy: safetensors, for weights files only
 
     table = header(data, path)
     metadata = table.get("__metadata__") or {}

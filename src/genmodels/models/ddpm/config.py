@@ -8,6 +8,7 @@ from typing import Literal
 
 from genmodels.config_fields import check_choices, param, require
 from genmodels.data.dataset import DataSpec
+from genmodels.diffusion.continuous import NoiseDensity, SNRWeighting
 from genmodels.diffusion.gaussian import FixedVariance
 from genmodels.diffusion.losses import LossType, Prediction
 from genmodels.diffusion.samplers import (
@@ -49,9 +50,24 @@ class DDPMConfig:
                                        "needs a loss with L_vlb)")
     snr_gamma: float | None = param(None, "min-SNR-gamma weighting of the simple loss (Hang et al. 2023; 0 = off, "
                                     "Ho et al.'s uniform weighting; unset: 5 as in the paper for images, 0 "
-                                    "for points)")
+                                    "for points and for prediction = edm, whose own weighting is unit weight "
+                                    "on F)")
+    snr_weighting: SNRWeighting = param("min", "how snr_gamma weights the x_0 error: min (min(SNR, gamma), Hang et "
+                                        "al. 2023) or soft-min (SNR gamma / (SNR + gamma), Crowson et al. 2024)")
+    noise_density: NoiseDensity = param("uniform", "density of the training noise levels: uniform (t ~ Unif{1..T}, "
+                                        "Algorithm 4.1), lognormal (ln sigma ~ N(-1.2, 1.2^2), Karras et al. "
+                                        "2022) or logit-normal (Esser et al. 2024's logit-normal(0, 1) time, "
+                                        "which is ln sigma ~ N(0, 1)); the last two draw fractional steps and "
+                                        "need loss = simple")
+    density_mean: float | None = param(None, "mean of ln sigma for the lognormal / logit-normal density "
+                                       "(unset: the paper's, -1.2 / 0)")
+    density_std: float | None = param(None, "standard deviation of ln sigma for the lognormal / logit-normal "
+                                      "density (unset: the paper's, 1.2 / 1)")
     prediction: PredictionSetting = param("auto", "what the network predicts: auto (v for images, eps for "
-                                          "points), eps (Ho et al.), x0, or v (Salimans & Ho)")
+                                          "points), eps (Ho et al.), x0, v (Salimans & Ho), or edm (Karras et "
+                                          "al. 2022's preconditioned F with c_skip, c_out, c_in; sigma_data)")
+    sigma_data: float = param(0.5, "the data's standard deviation sigma_d in Karras et al.'s preconditioning "
+                                   "(prediction = edm; 0.5 in the paper)")
     net: Denoiser = param("auto", "denoiser: auto (U-Net for images, MLP for points), unet, mlp")
     channels: int = param(16, "U-Net base channels (16 trains on a CPU in minutes; Ho et al. use 128)")
     channel_mults: list[int] = param([1, 2, 2], "U-Net channel multiplier per resolution level")
@@ -76,6 +92,14 @@ class DDPMConfig:
         require(self.hybrid_lambda >= 0, f"model.hybrid_lambda must be >= 0, got {self.hybrid_lambda}")
         require(self.snr_gamma is None or self.snr_gamma >= 0,
                 f"model.snr_gamma must be >= 0 (0 = off), got {self.snr_gamma}")
+        require(self.noise_density == "uniform" or (self.loss == "simple" and self.t_sampler == "uniform"),
+                f"model.noise_density = {self.noise_density} draws fractional steps, which train L_simple only: "
+                "it needs model.loss = simple and model.t_sampler = uniform")
+        require(self.density_std is None or self.density_std > 0,
+                f"model.density_std must be > 0, got {self.density_std}")
+        require(self.density_mean is None or abs(self.density_mean) <= 10,
+                f"model.density_mean must be in [-10, 10] (it is ln sigma), got {self.density_mean}")
+        require(self.sigma_data > 0, f"model.sigma_data must be > 0, got {self.sigma_data}")
         require(self.loss != "hybrid" or self.learn_sigma,
                 "model.loss = hybrid is Nichol & Dhariwal's L_hybrid, whose L_vlb term trains the learned variance: "
                 "set model.learn_sigma = true, or use model.loss = simple+vlb for L_simple + lambda L_vlb with a "
@@ -103,8 +127,9 @@ class DDPMConfig:
         weighting, Adam 1e-3. Points: eps prediction, uniform weighting, Adam 1e-3 (which with the
         trainer's cosine decay covers grid25's 25 modes, docs/ddpm.md)."""
         image = spec.kind == "image"
-        return replace(self, prediction=self.prediction if self.prediction != "auto" else ("v" if image else "eps"),
-                       snr_gamma=self.snr_gamma if self.snr_gamma is not None else (5.0 if image else 0.0),
+        prediction = self.prediction if self.prediction != "auto" else ("v" if image else "eps")
+        gamma = 5.0 if image and prediction != "edm" else 0.0
+        return replace(self, prediction=prediction, snr_gamma=self.snr_gamma if self.snr_gamma is not None else gamma,
                        lr=self.lr or 1e-3)
 
     @staticmethod

@@ -11,14 +11,13 @@ bound, the eq. 4.8 importance-sampling estimate and the probability-flow ODE.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 
-from genmodels.config_checks import validate_options
+from genmodels.config_fields import validate_options
 from genmodels.data.dataset import Dataset, DataSpec
 from genmodels.diffusion.conditioning import check_known, repaint, sdedit
+from genmodels.diffusion.continuous import alpha_bar_at, draw_steps, net_input_scale
 from genmodels.diffusion.losses import diffusion_loss, output_to_eps, output_to_eps_at, sample_training_inputs
 from genmodels.diffusion.noise_levels import sigma_at
 from genmodels.diffusion.samplers import get_spec
@@ -27,7 +26,7 @@ from genmodels.diffusion.t_sampler import ImportanceTimestepSampler
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.base import VIEW_FRAMES, GenerativeModel
 from genmodels.models.ddpm.config import DDPMConfig, DDPMSampleOptions
-from genmodels.models.ddpm.likelihood import nll
+from genmodels.models.ddpm.likelihood import DDPMEvaluateOptions, TrainedDenoiser, nll
 from genmodels.models.optim import adam
 from genmodels.nets.denoiser_mlp import DenoiserMLP
 from genmodels.nets.unet import UNet
@@ -68,6 +67,7 @@ class DDPM(GenerativeModel):
     """A denoising diffusion probabilistic model over images (B, C, H, W) in [-1, 1] or points (B, D)."""
 
     sample_options = DDPMSampleOptions
+    evaluate_options = DDPMEvaluateOptions
     metric_names = ("nll",)
     capabilities = ("inpaint", "img2img")        # RePaint and SDEdit, for image runs
 
@@ -136,8 +136,12 @@ class DDPM(GenerativeModel):
         x0 = self._to_model_space(x)
         self.net.train()
         t, t_weights = None, None
+        c = self.config
         if self.t_sampler is not None:                                           # Nichol & Dhariwal sec. 3.3
             t, t_weights = self.t_sampler.sample(x0.shape[0], ctx.generator, self.device)
+        elif c.noise_density != "uniform":                   # fractional steps (Karras et al.; Esser et al.)
+            t = draw_steps(self.sched, x0.shape[0], c.noise_density, ctx.generator, self.device,
+                           c.density_mean, c.density_std)
         t, eps, xt = sample_training_inputs(self.sched, x0, ctx.generator, t)    # Algorithm 4.1, steps 2-4
         labels = None
         if self.config.class_conditional:
@@ -145,17 +149,29 @@ class DDPM(GenerativeModel):
             drop = torch.rand(labels.shape, generator=ctx.generator, device=self.device) < self.config.p_uncond
             labels = torch.where(drop, torch.full_like(labels, -1), labels)    # label dropout (Ho & Salimans)
         with ctx.autocast():
-            output = self.net(xt, t.float(), labels)
-        c = self.config
+            output = self._net(xt, t, labels)
         prediction, v = self._split(output.float())
         losses = diffusion_loss(self.sched, prediction, x0, xt, t, eps, loss=c.loss, prediction=c.prediction,
                                 variance=self.variance, hybrid_lambda=c.hybrid_lambda, decoder=self.decoder,
-                                snr_gamma=c.snr_gamma, v=v, t_weights=t_weights)
+                                snr_gamma=c.snr_gamma, v=v, t_weights=t_weights, snr_weighting=c.snr_weighting,
+                                sigma_data=c.sigma_data)
         ctx.optimize(losses["loss"], self.opt, [self.net])                       # Algorithm 4.1, step 5
         vlb_terms = losses.pop("vlb_terms", None)
         if self.t_sampler is not None:      # the history grows from the global batch: the same on every rank
             self.t_sampler.update(gather(t), gather(vlb_terms))
         return {k: v.detach() for k, v in losses.items()}      # tensors: the trainer reads them when it logs
+
+    def _net(self, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+             alpha_bar: torch.Tensor | None = None) -> torch.Tensor:
+        """The network at (x_t, t): with prediction = edm it reads c_in y = x_t c_in / sqrt(abar)
+        (`continuous.net_input_scale`; abar from t unless given), otherwise x_t as it is."""
+        c = self.config
+        if c.prediction == "edm":
+            abar = alpha_bar_at(self.sched, t) if alpha_bar is None else alpha_bar.reshape(-1)
+            scale = net_input_scale(abar, c.prediction, c.sigma_data)
+            assert scale is not None
+            xt = xt * scale.to(xt.dtype).reshape(-1, *([1] * (xt.dim() - 1)))
+        return self.net(xt, t.float(), labels)
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The network's output as (prediction (eps, x0 or v target), v of eq. 15 or None)."""
@@ -176,15 +192,15 @@ class DDPM(GenerativeModel):
 
         def denoise(xt: torch.Tensor, t: torch.Tensor):
             if labels is None or guidance == 1.0:
-                out, v = self._split(self.net(xt, t.float(), labels).float())
-                return answer(output_to_eps(self.sched, out, xt, t, c.prediction), v)
+                out, v = self._split(self._net(xt, t, labels).float())
+                return answer(output_to_eps(self.sched, out, xt, t, c.prediction, c.sigma_data), v)
             if guidance == 0.0:
-                out, v = self._split(self.net(xt, t.float(), None).float())
-                return answer(output_to_eps(self.sched, out, xt, t, c.prediction), v)
-            both, v = self._split(self.net(torch.cat([xt, xt]), torch.cat([t, t]).float(),
-                                           torch.cat([labels, torch.full_like(labels, -1)])).float())
+                out, v = self._split(self._net(xt, t, None).float())
+                return answer(output_to_eps(self.sched, out, xt, t, c.prediction, c.sigma_data), v)
+            both, v = self._split(self._net(torch.cat([xt, xt]), torch.cat([t, t]),
+                                            torch.cat([labels, torch.full_like(labels, -1)])).float())
             eps_c, eps_u = output_to_eps(self.sched, both, torch.cat([xt, xt]), torch.cat([t, t]),
-                                         c.prediction).chunk(2)
+                                         c.prediction, c.sigma_data).chunk(2)
             return answer(eps_u + guidance * (eps_c - eps_u), None if v is None else v.chunk(2)[0])
 
         return denoise
@@ -196,10 +212,10 @@ class DDPM(GenerativeModel):
         c = self.config
 
         def denoise(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            out, _ = self._split(self.net(xt, t.float(), None).float())
             sigma = sigma_at(self.sched, t).reshape(-1, *([1] * (xt.dim() - 1)))
             alpha_bar = (1.0 / (1.0 + sigma**2)).to(xt.dtype)
-            return output_to_eps_at(out, xt, alpha_bar, c.prediction)
+            out, _ = self._split(self._net(xt, t, None, alpha_bar).float())
+            return output_to_eps_at(out, xt, alpha_bar, c.prediction, c.sigma_data)
 
         return denoise
 
@@ -216,18 +232,16 @@ class DDPM(GenerativeModel):
             return torch.full((n,), label, dtype=torch.long, device=self.device)
         return torch.arange(n, device=self.device) % K
 
-    @torch.no_grad()
-    def preview_options(self) -> dict:
-        """Sampler settings for the trainer's periodic sample grids: DPM-Solver++(2M) with 20 steps
-        instead of the T network evaluations of Algorithm 4.2 (`genmodels sample` defaults stay
-        ancestral)."""
-        return {"sampler": "dpm++", "steps": 20}
+    def preview_options(self) -> DDPMSampleOptions:
+        """The trainer's periodic sample grids: DPM-Solver++(2M) with 20 steps instead of the T
+        network evaluations of Algorithm 4.2 (`genmodels sample` defaults stay ancestral)."""
+        return DDPMSampleOptions(sampler="dpm++", steps=20)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, callback=None,
-               options: DDPMSampleOptions | None = None, **fields) -> torch.Tensor:
+    def sample(self, n: int, options: DDPMSampleOptions | None = None, *, generator: torch.Generator | None = None,
+               callback=None) -> torch.Tensor:
         """n samples in data space: images (n, C, H, W) in [-1, 1] or points (n, D). options: a
-        DDPMSampleOptions (None = the defaults), and/or its fields as keywords, which override it."""
-        opts, sampler, steps, extra = self._sampler_setup(options, fields)
+        DDPMSampleOptions (None = the defaults); callback(i, t, x_t, x0_hat) sees each step."""
+        opts, sampler, steps, extra = self._sampler_setup(options)
         labels = self._labels(n, opts.label, opts.guidance)
         self.net.eval()
         x_T = torch.randn((n, *self.spec.shape), generator=generator, device=self.device)   # Algorithm 4.2, step 1
@@ -235,23 +249,12 @@ class DDPM(GenerativeModel):
                      clip_x0=opts.clip_x0 and self.is_image, callback=callback, **extra)
         return self._to_data_space(x0).clamp(-1, 1) if self.is_image else self._to_data_space(x0)
 
-    def sample_with(self, n: int, options: DDPMSampleOptions, *, generator: torch.Generator | None = None
-                    ) -> torch.Tensor:
-        """`sample` with the options instance passed whole."""
-        return self.sample(n, generator=generator, options=options)
-
-    def _sampler_setup(self, options: DDPMSampleOptions | None, fields: dict):
+    def _sampler_setup(self, options: DDPMSampleOptions | None):
         """The sample options checked, as (DDPMSampleOptions, sampler function, steps, its keyword
         options): the registry's entry gives the default steps and spacing and names the extra
         options the sampler takes (eta from the options, the variance from the model)."""
-        unknown = set(fields) - set(DDPMSampleOptions.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown DDPM sample option(s) {sorted(unknown)}; valid: "
-                              f"{', '.join(DDPMSampleOptions.__dataclass_fields__)}")
-        if options is not None and not isinstance(options, DDPMSampleOptions):
-            raise ConfigError(f"DDPM sample options must be a DDPMSampleOptions, got {type(options).__name__}")
-        opts = replace(options or DDPMSampleOptions(), **fields)
-        validate_options(opts, "sample")
+        opts = self.options_of(options)
+        validate_options(opts, "sample")        # an instance built by hand is checked as the flags are
         spec = get_spec(opts.sampler)
         steps, spacing = spec.resolve(opts.steps, opts.spacing)
         available = {"variance": self.variance, "eta": opts.eta}
@@ -264,15 +267,15 @@ class DDPM(GenerativeModel):
 
     @torch.no_grad()
     def inpaint(self, x_known: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator | None = None,
-                jump_length: int = 10, resample: int = 10, callback=None, options: DDPMSampleOptions | None = None,
-                **fields) -> torch.Tensor:
+                jump_length: int = 10, resample: int = 10, callback=None,
+                options: DDPMSampleOptions | None = None) -> torch.Tensor:
         """Fill the pixels where mask = 0 of x_known (B, C, H, W) in [-1, 1] by RePaint (Lugmayr et al.
         2022; `diffusion.conditioning.repaint`), keeping those where mask = 1 exactly. mask:
         (B or 1, 1 or C, H, W) of 0 / 1. jump_length j and resample r: their sec. 4.2 (10 and 10
-        in the paper, with T = 250; about r x steps network calls). options (and/or its fields): the
+        in the paper, with T = 250; about r x steps network calls). options: the
         ancestral DDPMSampleOptions (steps, spacing, guidance, label, clip_x0). Returns (B, C, H, W) in [-1, 1]."""
         self._check_image_run("inpainting")
-        opts, _, steps, extra = self._sampler_setup(options, fields)
+        opts, _, steps, extra = self._sampler_setup(options)
         if opts.sampler != "ancestral":
             raise ConfigError(f"inpainting runs RePaint's ancestral steps; sampler {opts.sampler!r} does not apply")
         x_known, mask = check_known(x_known.to(self.device), mask.to(self.device), tuple(self.spec.shape))
@@ -286,13 +289,13 @@ class DDPM(GenerativeModel):
 
     @torch.no_grad()
     def img2img(self, x: torch.Tensor, strength: float, *, generator: torch.Generator | None = None,
-                callback=None, options: DDPMSampleOptions | None = None, **fields) -> torch.Tensor:
+                callback=None, options: DDPMSampleOptions | None = None) -> torch.Tensor:
         """SDEdit (Meng et al. 2022; `diffusion.conditioning.sdedit`): noise the images x (B, C, H, W) in
         [-1, 1] to t0 = round(strength T) with q(x_t0 | x_0), then run the sampler of `options` (a
-        DDPMSampleOptions and/or its fields: sampler, steps (capped at t0), ...) from t0 to 0. strength 0
+        DDPMSampleOptions: sampler, steps (capped at t0), ...) from t0 to 0. strength 0
         returns x; 1 starts from q(x_T | x_0). Returns (B, C, H, W) in [-1, 1]."""
         self._check_image_run("image-to-image")
-        opts, sampler, steps, extra = self._sampler_setup(options, fields)
+        opts, sampler, steps, extra = self._sampler_setup(options)
         C, H, W = self.spec.shape
         if x.dim() != 4 or tuple(x.shape[1:]) != (C, H, W):
             raise DataError(f"image-to-image: the images must have shape (B, {C}, {H}, {W}), got {tuple(x.shape)}")
@@ -306,16 +309,23 @@ class DDPM(GenerativeModel):
         return x0.clamp(-1, 1)
 
     @torch.no_grad()
-    def evaluate(self, metric: str, data: Dataset, *, n: int = 256, batch_size: int = 128,
-                 num_timesteps: int | None = None, generator: torch.Generator | None = None,
-                 estimates: str = "bound,is,ode", k: int = 100, ode_trace: str = "auto", ode_probes: int = 1,
-                 ode_probe: str = "rademacher", ode_rtol: float = 1e-5, ode_atol: float = 1e-5,
-                 **_) -> dict[str, float]:
-        """metric "nll": the likelihood estimates of `likelihood.nll` (its docstring lists them)."""
+    def evaluate(self, metric: str, data: Dataset, options: DDPMEvaluateOptions | None = None, *,
+                 n: int | None = None, batch_size: int | None = None, k: int | None = None,
+                 generator: torch.Generator | None = None, progress: bool = False) -> dict[str, float]:
+        """metric "nll": the likelihood estimates of `likelihood.nll` (its docstring lists them) on the
+        first n examples (None: 256) in batches of batch_size (None: 128), eq. 4.8 with k trajectories
+        (None: 100), as `options` (a DDPMEvaluateOptions) chooses. No progress bar."""
         self.check_metric(metric)
-        return nll(self, data, n=n, batch_size=batch_size, num_timesteps=num_timesteps, generator=generator,
-                   estimates=estimates, k=k, ode_trace=ode_trace, ode_probes=ode_probes, ode_probe=ode_probe,
-                   ode_rtol=ode_rtol, ode_atol=ode_atol)
+        opts = self.options_of(options, "evaluate")
+        validate_options(opts, "evaluate")
+        self.net.eval()
+        log_scale = 0.0 if self.is_image else float(torch.log(self.standardiser.scale).sum())
+        trained = TrainedDenoiser(self.eps_fn(), self.ode_eps_fn(), self.sched, self.variance, self.decoder,
+                                  self.is_image, self._to_model_space, log_scale, self.device)
+        return nll(trained, data, n=256 if n is None else n, batch_size=batch_size or 128,
+                   num_timesteps=opts.num_timesteps or None, generator=generator, estimates=opts.nll_estimates,
+                   k=100 if k is None else k, ode_trace=opts.ode_trace, ode_probes=opts.ode_probes,
+                   ode_probe=opts.ode_probe, ode_rtol=opts.ode_rtol, ode_atol=opts.ode_atol)
 
     @torch.no_grad()
     def views(self, generator: torch.Generator | None = None, data: Dataset | None = None, n: int = 8,
@@ -334,6 +344,7 @@ class DDPM(GenerativeModel):
                 snaps.append(xt.clamp(-1, 1))
 
         label = -1
-        x0 = self.sample(n, generator=generator, sampler="ddim", steps=steps, callback=record, label=label)
+        x0 = self.sample(n, DDPMSampleOptions(sampler="ddim", steps=steps, label=label), generator=generator,
+                         callback=record)
         strip = torch.stack(snaps[: frames - 1] + [x0], dim=1)                  # (n, frames, C, H, W)
         return {"denoising": strip.reshape(-1, *strip.shape[2:])}

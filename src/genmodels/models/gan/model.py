@@ -215,12 +215,13 @@ class GAN(GenerativeModel):
         self._reference = pts if self._reference is None else torch.cat([self._reference, pts])[:REFERENCE_POINTS]
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, label: int = -1,
+    def sample(self, n: int, options: GANSampleOptions | None = None, *, generator: torch.Generator | None = None,
                batch_size: int = 1000) -> torch.Tensor:
-        """n samples G(z), z ~ p_z: images (n, C, H, W) in [-1, 1] or points (n, D).
+        """n samples G(z), z ~ p_z: images (n, C, H, W) in [-1, 1] or points (n, D), drawn batch_size at a time.
 
-        label: for a conditional GAN, the class to draw; -1 cycles through the classes.
+        options.label: for a conditional GAN, the class to draw; -1 cycles through the classes.
         """
+        label = self.options_of(options).label
         if n < 0:
             raise ConfigError(f"number of samples must be >= 0, got {n}")
         if self.num_classes:

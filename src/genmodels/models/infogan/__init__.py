@@ -2,7 +2,8 @@
 mutual information with G(z, c) is maximised through the variational bound L_I."""
 
 from genmodels.models.infogan.codes import Codes, CodeSpec, sample_codes
-from genmodels.models.infogan.config import InfoGANConfig, InfoGANSampleOptions
+from genmodels.models.infogan.config import InfoGANConfig, InfoGANEvaluateOptions, InfoGANSampleOptions
 from genmodels.models.infogan.model import InfoGAN
 
-__all__ = ["InfoGAN", "InfoGANConfig", "InfoGANSampleOptions", "CodeSpec", "Codes", "sample_codes"]
+__all__ = ["InfoGAN", "InfoGANConfig", "InfoGANEvaluateOptions", "InfoGANSampleOptions", "CodeSpec", "Codes",
+           "sample_codes"]

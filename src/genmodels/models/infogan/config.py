@@ -81,3 +81,13 @@ class InfoGANSampleOptions:
         require(self.traverse_code >= 0 and self.traverse_cat >= 0,
                 f"traverse_code and traverse_cat must be >= 0, got {self.traverse_code}, {self.traverse_cat}")
         require(self.traverse_limit > 0, f"traverse_limit must be > 0, got {self.traverse_limit}")
+
+
+@dataclass
+class InfoGANEvaluateOptions:
+    """Options of `evaluate("code-accuracy")` for an InfoGAN."""
+
+    code: int = param(0, "which categorical code of Q classifies the examples")
+
+    def validate(self) -> None:
+        require(self.code >= 0, f"code must be >= 0, got {self.code}")

@@ -30,7 +30,7 @@ from genmodels.models.gan.losses import generator_loss
 from genmodels.models.gan.model import sample_z
 from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mean_statistics
 from genmodels.models.infogan.codes import Codes, sample_codes
-from genmodels.models.infogan.config import InfoGANConfig, InfoGANSampleOptions
+from genmodels.models.infogan.config import InfoGANConfig, InfoGANEvaluateOptions, InfoGANSampleOptions
 from genmodels.models.infogan.mi import QOutput, info_loss, info_terms, q_output_dim, split_q
 from genmodels.models.infogan.traversal import grid_shape, traversal_codes
 from genmodels.models.optim import adam
@@ -81,6 +81,7 @@ class InfoGAN(GenerativeModel):
     """
 
     sample_options = InfoGANSampleOptions
+    evaluate_options = InfoGANEvaluateOptions
     metric_names: tuple[str, ...] = ("code-accuracy",)
 
     def __init__(self, config: InfoGANConfig, spec: DataSpec, device: torch.device | str = "cpu"):
@@ -206,22 +207,24 @@ class InfoGAN(GenerativeModel):
 
     # ----------------------------------------------------------------- sampling
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, code_value: int = -1,
-               traverse: bool = False, traverse_code: int = 0, traverse_cat: int = 0, traverse_steps: int = 10,
-               traverse_limit: float = 2.0, batch_size: int = 1000) -> torch.Tensor:
-        """n samples G(z, c) with (z, c) from their priors: images (n, C, H, W) in [-1, 1] or points (n, D).
+    def sample(self, n: int, options: InfoGANSampleOptions | None = None, *,
+               generator: torch.Generator | None = None, batch_size: int = 1000) -> torch.Tensor:
+        """n samples G(z, c) with (z, c) from their priors: images (n, C, H, W) in [-1, 1] or points (n, D),
+        drawn batch_size at a time.
 
-        code_value >= 0 fixes the first categorical code. With `traverse`, the n images are latent
-        traversal grids in row-major order (see `traversal`), one fresh z per grid; tile them
-        with traverse_steps images per row.
+        options.code_value >= 0 fixes the first categorical code. With options.traverse, the n images
+        are latent traversal grids in row-major order (see `traversal`), one fresh z per grid; tile
+        them with traverse_steps images per row.
         """
+        opts = self.options_of(options)
+        code_value = opts.code_value
         if n < 0:
             raise ConfigError(f"number of samples must be >= 0, got {n}")
-        if traverse:
-            grids, per_grid = [], math.prod(grid_shape(self.codes, traverse_cat, traverse_steps))
+        if opts.traverse:
+            grids, per_grid = [], math.prod(grid_shape(self.codes, opts.traverse_cat, opts.traverse_steps))
             for _ in range(math.ceil(n / per_grid)):
-                grids.append(self.traversal(generator, cont_index=traverse_code, cat_index=traverse_cat,
-                                            steps=traverse_steps, limit=traverse_limit))
+                grids.append(self.traversal(generator, cont_index=opts.traverse_code, cat_index=opts.traverse_cat,
+                                            steps=opts.traverse_steps, limit=opts.traverse_limit))
             return torch.cat(grids)[:n] if grids else torch.empty(0, *self.spec.shape, device=self.device)
         if code_value >= 0 and (not self.codes.categorical or code_value >= self.codes.categorical[0]):
             raise ConfigError(f"code_value={code_value}: the first categorical code takes values "
@@ -238,11 +241,11 @@ class InfoGAN(GenerativeModel):
                 out.append(self.generate(z, c).float())
         return torch.cat(out) if out else torch.empty(0, *self.spec.shape, device=self.device)
 
-    def sample_nrow(self, *, traverse: bool = False, traverse_cat: int = 0, traverse_steps: int = 10,
-                    **_) -> int | None:
-        """Images per row when tiling `sample(n, **options)`: the traversal grid's columns with
-        `traverse`, else None (any layout)."""
-        return grid_shape(self.codes, traverse_cat, traverse_steps)[1] if traverse else None
+    def sample_nrow(self, options: InfoGANSampleOptions | None = None) -> int | None:
+        """Images per row when tiling `sample(n, options)`: the traversal grid's columns with
+        options.traverse, else None (any layout)."""
+        opts = self.options_of(options)
+        return grid_shape(self.codes, opts.traverse_cat, opts.traverse_steps)[1] if opts.traverse else None
 
     @torch.no_grad()
     def traversal(self, generator: torch.Generator | None = None, *, cont_index: int = 0, cat_index: int = 0,
@@ -282,17 +285,21 @@ class InfoGAN(GenerativeModel):
                 out.append(self.q_of(h).cat_logits[code].argmax(1).cpu())
         return torch.cat(out)
 
-    def evaluate(self, metric: str, data: Dataset, *, batch_size: int | None = None, code: int = 0,
-                 **_) -> dict[str, float]:
-        """'code-accuracy': classify data.x with Q's categorical code `code` and score it against
-        data.y under the best one-to-one matching of codes to classes (Hungarian matching)."""
+    def evaluate(self, metric: str, data: Dataset, options: InfoGANEvaluateOptions | None = None, *,
+                 n: int | None = None, batch_size: int | None = None, k: int | None = None,
+                 generator: torch.Generator | None = None, progress: bool = False) -> dict[str, float]:
+        """'code-accuracy': classify data.x (the first n examples when given) with Q's categorical code
+        options.code and score it against data.y under the best one-to-one matching of codes to classes
+        (Hungarian matching). Deterministic: k, generator and progress do not apply."""
         self.check_metric(metric)
-        if data.y is None or (data.y < 0).any():
+        code = self.options_of(options, "evaluate").code
+        x, y = data.x[:n], None if data.y is None else data.y[:n]    # n None: every example
+        if y is None or (y < 0).any():
             raise DataError(f"{data.name or 'data'}: code-accuracy needs labels for every example")
-        if tuple(data.x.shape[1:]) != tuple(self.spec.shape):
-            raise DataError(f"{data.name or 'data'}: examples of shape {tuple(data.x.shape[1:])}, "
+        if tuple(x.shape[1:]) != tuple(self.spec.shape):
+            raise DataError(f"{data.name or 'data'}: examples of shape {tuple(x.shape[1:])}, "
                             f"the model was trained on {tuple(self.spec.shape)}")
-        pred = self.predict_codes(data.x, code, batch_size or 500)
-        result = code_accuracy(pred, data.y)
+        pred = self.predict_codes(x, code, batch_size or 500)
+        result = code_accuracy(pred, y)
         return {"code-accuracy": result["accuracy"], "purity": result["purity"], "n": float(result["n"]),
                 "codes_used": float(len(result["counts"]))}

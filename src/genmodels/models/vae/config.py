@@ -70,3 +70,13 @@ class VAESampleOptions:
 
     def validate(self) -> None:
         require(self.temperature >= 0, f"sample.temperature must be >= 0, got {self.temperature}")
+
+
+@dataclass
+class VAEEvaluateOptions:
+    """Options of `evaluate("nll")` for a VAE run (the IWAE bound's K is the shared `k`)."""
+
+    chunk: int = param(1000, "IWAE importance samples drawn per decoder pass (memory, not the value)")
+
+    def validate(self) -> None:
+        require(self.chunk >= 1, f"chunk must be >= 1, got {self.chunk}")

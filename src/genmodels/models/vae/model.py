@@ -17,13 +17,14 @@ from genmodels.errors import ConfigError, DataError
 from genmodels.models.base import GenerativeModel
 from genmodels.models.optim import adam
 from genmodels.models.vae import views as vae_views
-from genmodels.models.vae.config import VAEConfig, VAESampleOptions
+from genmodels.models.vae.config import VAEConfig, VAEEvaluateOptions, VAESampleOptions
 from genmodels.models.vae.decoders import make_likelihood, quantize
 from genmodels.models.vae.elbo import elbo, iwae, iwae_bound
 from genmodels.nets.vae_nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 N_VIEW = 16          # training images remembered for the reconstruction / interpolation views
 IWAE_ROWS = 20_000   # most decoder rows (examples x importance samples) in one IWAE pass
+DEFAULT_K = 5000     # importance samples of evaluate("nll") when none are given (Burda et al.'s test protocol)
 
 
 class VAE(GenerativeModel):
@@ -32,6 +33,7 @@ class VAE(GenerativeModel):
     al. 2015)."""
 
     sample_options = VAESampleOptions
+    evaluate_options = VAEEvaluateOptions
     metric_names = ("elbo", "nll")
 
     def __init__(self, config: VAEConfig, spec: DataSpec, device: torch.device | str = "cpu"):
@@ -122,12 +124,13 @@ class VAE(GenerativeModel):
         x_m = self.likelihood.to_model(x) if self.config.decoder == "bernoulli" else self.to_model(x)
         return self.encoder(x_m)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, mean: bool = True,
-               temperature: float = 1.0, **_) -> torch.Tensor:
-        """n samples x ~ p_theta(x|z), z ~ N(0, temperature^2 I) (the mean E[x|z] when mean=True).
+    def sample(self, n: int, options: VAESampleOptions | None = None, *,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples x ~ p_theta(x|z), z ~ N(0, temperature^2 I) (the mean E[x|z] with options.mean).
         Returns (n, *shape) in data space."""
-        z = temperature * torch.randn((n, self.config.latent_dim), generator=generator, device=self.device)
-        return self.decode(z, mean=mean, generator=generator)
+        opts = self.options_of(options)
+        z = opts.temperature * torch.randn((n, self.config.latent_dim), generator=generator, device=self.device)
+        return self.decode(z, mean=opts.mean, generator=generator)
 
     # ---- evaluation ---------------------------------------------------------------------------
     def eval_data(self, data: Dataset, limit: int | None = None) -> torch.Tensor:
@@ -141,21 +144,23 @@ class VAE(GenerativeModel):
         return self.to_model(x.cpu(), g)
 
     @torch.no_grad()
-    def evaluate(self, metric: str, data: Dataset, *, k: int = 5000, batch_size: int | None = None,
-                 chunk: int = 1000, generator: torch.Generator | None = None, limit: int | None = None,
-                 progress: bool = False, **_) -> dict[str, float]:
+    def evaluate(self, metric: str, data: Dataset, options: VAEEvaluateOptions | None = None, *,
+                 n: int | None = None, batch_size: int | None = None, k: int | None = None,
+                 generator: torch.Generator | None = None, progress: bool = False) -> dict[str, float]:
         """'elbo': the one-sample ELBO (nats, and -ELBO in bits/dim); 'nll': -L_K, the IWAE
-        bound with K = k importance samples drawn `chunk` at a time (nats and bits/dim).
-        Averages over data.x (the first `limit` examples when given). batch_size is the number
+        bound with K = k importance samples (None: DEFAULT_K) drawn options.chunk at a time (nats and
+        bits/dim). Averages over data.x (the first `n` examples when given). batch_size is the number
         of examples per pass (for 'nll' capped so that examples x chunk <= IWAE_ROWS).
         Bits/dim = nats / (D ln 2); exact for the discrete decoders (Bernoulli, discretised),
         a differential density of x in [-1, 1] for the Gaussian ones."""
         self.check_metric(metric)
+        chunk = self.options_of(options, "evaluate").chunk
+        k = DEFAULT_K if k is None else k
         if k < 1 or chunk < 1:
             raise ConfigError(f"evaluate: k and chunk must be >= 1, got k={k}, chunk={chunk}")
         self.encoder.eval()
         self.decoder.eval()
-        x_all = self.eval_data(data, limit)
+        x_all = self.eval_data(data, n)
         if generator is None:
             generator = torch.Generator(device=self.device).manual_seed(self.config.eval_seed + 1)
         if metric == "elbo":

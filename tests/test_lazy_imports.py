@@ -1,0 +1,60 @@
+"""Imports inside functions: allowed only to spare the start-up cost of a heavy or optional module,
+with the reason on the line (`# lazy: matplotlib is slow to import`); every other import is at the
+top of its module, where a reader sees what the module depends on (CONTRIBUTING.md, "Imports")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "genmodels"
+
+# The modules an import inside a function may name: slow to import, optional, or only needed for one
+# kind of file; and the families the model registry loads on first use.
+LAZY = ("matplotlib", "scipy", "safetensors", "PIL", "torch.distributed", "torch.utils.tensorboard",
+        "torch_fidelity", "mlxtend", "sklearn", "genmodels.models.ddpm", "genmodels.models.gan",
+        "genmodels.models.infogan", "genmodels.models.vae")
+MARK = "# lazy:"
+# Files reworked by other changes in progress when the rule came in; their owners move or annotate
+# their imports and take them off this list.
+NOT_YET = {"__init__.py", "api.py", "cli/compare.py", "cli/evaluate.py", "cli/sample.py", "cli/sample_flags.py",
+           "cli/train.py", "diffusion/ode_likelihood.py", "diffusion/schedule.py", "metrics/evaluate.py",
+           "models/gan/model.py", "models/vae/model.py", "sampling/loop.py"}
+
+
+def function_imports(source: str) -> list[tuple[int, str, str]]:
+    """(line, module, the statement's text) of every import inside a function."""
+    lines, out, seen = source.splitlines(), [], set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.Import, ast.ImportFrom)) and sub.lineno not in seen:
+                seen.add(sub.lineno)
+                modules = [a.name for a in sub.names] if isinstance(sub, ast.Import) else [sub.module or "."]
+                text = "\n".join(lines[sub.lineno - 1:sub.end_lineno])
+                out += [(sub.lineno, m, text) for m in modules]
+    return out
+
+
+def problems(source: str) -> list[str]:
+    out = []
+    for line, module, text in function_imports(source):
+        if not module.startswith(LAZY):
+            out.append(f"line {line}: {module} is no heavy optional module: import it at the top of the module")
+        elif MARK not in text:
+            out.append(f"line {line}: import of {module} inside a function without `{MARK} reason` on its line")
+    return out
+
+
+def test_the_checker_finds_what_it_should():
+    assert problems("def f():\n    from genmodels.run import load_run\n")
+    assert problems("def f():\n    import matplotlib\n")                               # no reason
+    assert problems("def f():\n    import scipy  # lazy: scipy is slow to import\n") == []
+    assert problems("import json\n\ndef f():\n    return json\n") == []
+
+
+def test_imports_inside_functions_are_lazy_heavy_modules_with_a_reason():
+    files = [p for p in sorted(SRC.rglob("*.py")) if str(p.relative_to(SRC)) not in NOT_YET]
+    found = [f"{p.relative_to(SRC)} {x}" for p in files for x in problems(p.read_text("utf-8"))]
+    assert not found, "\n".join(found)
