@@ -81,7 +81,7 @@ KNOWN: dict[str, tuple] = {
 # not run by `python -m bench`: time_to_quality and fd_vs_nfe are quality studies, profile_bf16 a profile,
 # zoo_table writes docs/zoo.md's table from the zoo cards
 NOT_BENCHMARKS = {"__main__", "__init__", "precision", "scaling", "time_to_quality", "fd_vs_nfe", "profile_bf16",
-                  "zoo_table"}
+                  "zoo_table", "ddpm_study", "readme_job"}
 
 
 def discover() -> list[Bench]:

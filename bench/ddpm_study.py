@@ -58,6 +58,8 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "v-logitnormal": ("v prediction, min-SNR-5, logit-normal(0, 1) time (Esser et al. 2024)",
                       ["--noise-density", "logit-normal"]),
     "v-softmin": ("v prediction, soft-min-SNR-5 (Crowson et al. 2024)", ["--snr-weighting", "soft-min"]),
+    "m124": ("more width where it is cheap: channel multipliers 1,2,4 (64 channels at 7x7)",
+             ["--channel-mults", "1,2,4"]),
     "compile": ("torch.compile of the denoiser (its compile time counts)", ["--compile"]),
     "channels-last": ("channels-last memory format", ["--channels-last"]),
 }

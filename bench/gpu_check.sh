@@ -12,6 +12,8 @@
 #     process group), then `genmodels train ddpm --precision bf16` under torchrun, both on
 #     N = min(GPUs, 2) processes (with one GPU the second is torchrun's one-process path, which
 #     joins no process group).
+#     Then sharded sampling and evaluation (bench/_sharded_check.py): `sample` and `evaluate` of that
+#     run on 1 process and under torchrun on N, the same images and metrics to float rounding.
 #  5. 20-step `genmodels train ddpm --data mnist5k --device cuda` runs with --precision fp16,
 #     --channels-last and --compile (bf16 is the torchrun run's; fp16 on a GPU without bf16).
 #  6. Training and sampling against diffusers on the GPU, fp32 and bf16, through
@@ -151,6 +153,7 @@ stage "CUDA tests (pytest -m cuda)" 120 "$PY" -m pytest -m cuda -rs tests
 stage "NCCL collectives ($NPROC process(es))" 60 "${TORCHRUN[@]}" bench/_nccl_check.py
 stage "torchrun train $AMP ($NPROC process(es))" 60 "${TORCHRUN[@]}" "${TRAIN[@]}" --precision "$AMP" \
   --out "$OUT/torchrun-$AMP"
+stage "sharded sample + evaluate ($NPROC process(es))" 90 "$PY" bench/_sharded_check.py "$OUT/torchrun-$AMP" "$NPROC"
 stage "train --precision fp16" 45 "$PY" "${TRAIN[@]}" --precision fp16 --out "$OUT/fp16"
 stage "train --channels-last ($AMP)" 45 "$PY" "${TRAIN[@]}" --precision "$AMP" --channels-last --out "$OUT/channels-last"
 stage "bench vs diffusers (cuda, fp32+bf16)" 150 "$PY" -m bench --only ddpm_vs_diffusers_cuda,ddpm_vs_diffusers_cuda_bf16

@@ -8,6 +8,7 @@ come with the `test` extra, `pip install -e ".[test]"`) the test is skipped, say
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import importlib.util
 import subprocess
@@ -71,3 +72,20 @@ def test_the_checks_cover_what_contributing_promises():
     assert None not in lines.values(), f".ci/run lacks one of {list(lines)} as a line of its own"
     assert lines["python3 -m ruff check"] < lines["python3 -m pytest"] > lines["python3 -m mypy"], \
         ".ci/run must run `ruff check` and `mypy` before the tests"
+
+
+def test_no_long_function_or_file_in_the_package():
+    """One idea per file, steps with names (STYLE.md): no function of src/ over 80 lines and no file
+    over 400, docstrings and comments counted (a function's length is `end_lineno - lineno + 1`)."""
+    src = ROOT / "src" / "genmodels"
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(src)
+        if len(text.splitlines()) > 400:
+            found.append(f"{name}: {len(text.splitlines())} lines (at most 400): split it by idea")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                found.append(f"{name}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines "
+                             f"(at most 80): cut it into named steps")
+    assert not found, "\n".join(found)

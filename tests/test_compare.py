@@ -211,8 +211,8 @@ def test_cached_rows_come_back_equal_and_only_new_rows_are_measured(runs, tmp_pa
 def test_cache_keys_follow_the_weights_not_the_path(runs, tmp_path):
     import torch
 
-    from genmodels.report.compare_cache import weights_digest
     from genmodels.run import load_run
+    from genmodels.run.digest import weights_digest
 
     copy = tmp_path / "renamed"
     shutil.copytree(runs["ddpm"], copy)
@@ -228,7 +228,7 @@ def test_weights_digest_reads_every_buffer_and_dtype():
     the digest."""
     import torch
 
-    from genmodels.report.compare_cache import weights_digest
+    from genmodels.run.digest import weights_digest
 
     class Model:
         def __init__(self):

@@ -47,7 +47,8 @@ def test_auto_precision_on_cuda(monkeypatch):
 
 
 def test_threads_share_the_cores_among_local_processes():
-    assert resolve_threads(3, 1, cores=2) == 3                  # explicit
+    assert resolve_threads(2, 1, cores=4) == 2                  # explicit
+    assert resolve_threads(3, 1, cores=2) == 2                  # explicit, capped at the usable cores
     assert resolve_threads(0, 1, cores=2) == 2                  # one process: every core
     assert resolve_threads(0, 2, cores=2) == 1                  # torchrun, 2 processes on 2 cores
     assert resolve_threads(0, 4, cores=2) == 1                  # never below one

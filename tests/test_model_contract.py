@@ -146,21 +146,25 @@ TINY = {
     "infogan": {"arch": "mlp", "mlp_width": 16, "mlp_depth": 1, "z_dim": 4, "categorical": [3], "continuous": 1,
                 "q_hidden": 8},
     "ddpm": {"T": 20, "channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4], "num_res_blocks": 1},
+    "flow": {"channels": 8, "channel_mults": [1, 2], "attention_resolutions": [4], "num_res_blocks": 1},
 }
 
 
 @pytest.mark.parametrize("family, kind", [("vae", "image"), ("gan", "image"), ("gan", "points"),
-                                          ("infogan", "image"), ("ddpm", "image"), ("ddpm", "points")])
+                                          ("infogan", "image"), ("ddpm", "image"), ("ddpm", "points"),
+                                          ("flow", "image"), ("flow", "points")])
 def test_every_family_keeps_the_contract(family, kind):
     model_cls, config_cls, options_cls = get_model(family)
     config = config_cls(**TINY[family])
     if family == "ddpm" and kind == "points":
         config = config_cls(T=20, mlp_width=16, mlp_depth=1)
+    if family == "flow" and kind == "points":
+        config = config_cls(mlp_width=16, mlp_depth=1, coupling="ot")
     data = image_data() if kind == "image" else point_data()
     model = check_contract(model_cls, config_cls, options_cls, config, data)
     expected_views = {("vae", "image"): {"samples", "reconstructions", "interpolations", "latent_map"},
                       ("gan", "points"): {"decision_surface"}, ("infogan", "image"): {"traversal_cont0"},
-                      ("ddpm", "image"): {"denoising"}}
+                      ("ddpm", "image"): {"denoising"}, ("flow", "image"): {"trajectory"}}
     assert set(model.views(torch.Generator().manual_seed(0))) == expected_views.get((family, kind), set())
     sampling = {"gan": ["G"]}                     # a GAN samples without D; the others need every network
     assert model.sampling_modules() == sampling.get(family, list(model.modules()))

@@ -132,9 +132,12 @@ def test_names_and_unknown_entries(zoo, tmp_path):
     with pytest.raises(ConfigError) as e:
         load_zoo("nope", root=zoo)
     assert "nope" in str(e.value) and all(n in str(e.value) for n in names)
+    (tmp_path / "empty-zoo").mkdir()
     with pytest.raises(ConfigError, match="empty"):
-        zoo_card("nope", root=tmp_path / "no-zoo")
-    assert zoo_names(tmp_path / "no-zoo") == []
+        zoo_card("nope", root=tmp_path / "empty-zoo")
+    assert zoo_names(tmp_path / "empty-zoo") == []
+    with pytest.raises(ConfigError, match="no-zoo: no such folder"):    # a mistyped root is not an empty zoo
+        zoo_names(tmp_path / "no-zoo")
 
 
 def test_export_refusals(runs, zoo, tmp_path):
@@ -298,8 +301,11 @@ def test_genmodels_load(runs, zoo):
 
 
 def test_zoo_command(runs, zoo, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
     assert main(["zoo", "--zoo-root", str(tmp_path / "empty")]) == 0
     assert "empty" in capsys.readouterr().out
+    assert main(["zoo", "--zoo-root", str(tmp_path / "missing")]) == 2
+    assert "missing: no such folder" in capsys.readouterr().err
     assert main(["zoo", "--zoo-root", str(zoo)]) == 0
     out = capsys.readouterr().out
     assert all(n in out for n in zoo_names(zoo)) and "fd 1.5" in out and "grid25" in out

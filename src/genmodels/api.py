@@ -20,18 +20,27 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml
+from genmodels.atomic import check_output_path
+from genmodels.config import DataConfig, RunConfig, TrainerConfig, load_toml, update_dataclass
+from genmodels.config_fields import validate_options
 from genmodels.data.dataset import Dataset
-from genmodels.errors import ConfigError
+from genmodels.errors import ConfigError, DataError
+from genmodels.evaluation import EvalReport, compare_sources, evaluate_source
+from genmodels.latent_run import decode_latents
+from genmodels.metrics.evaluate import EvalConfig
 from genmodels.models.base import GenerativeModel
-
-if TYPE_CHECKING:
-    from genmodels.evaluation import EvalReport
-    from genmodels.report.compare import CompareTable
+from genmodels.recipes import load_recipe
+from genmodels.report import write_report
+from genmodels.report.compare import CompareConfig, CompareTable
+from genmodels.report.compare_cache import RowCache
+from genmodels.run import RunDir, build_model, load_data_config
+from genmodels.sources import init_from_source, load_source, reflow_from_source, source_config
+from genmodels.training import Trainer, distributed
+from genmodels.training.hardware import check_machine
 
 SOURCE = "genmodels.train()"     # names the options in error messages
 SECTIONS = {"data": DataConfig, "trainer": TrainerConfig}   # and "model": the family's config
@@ -54,8 +63,6 @@ MACHINE_FIELDS = ("device", "threads", "precision")
 def init_base(source: str, zoo_root: str | Path | None) -> RunConfig:
     """The run config of an init source (a run directory or zoo:NAME), as the base of a fine-tuning
     run: its out cleared and the machine settings (MACHINE_FIELDS) back at their defaults."""
-    from genmodels.sources import source_config
-
     base, _ = source_config(source, zoo_root=zoo_root)
     base.out = ""
     defaults = TrainerConfig()
@@ -71,15 +78,11 @@ def choose_base(*, model: str | None, out: str | Path | None, resume: bool = Fal
     config.toml (resume; read here, once), a config file, a recipe, the family's defaults (model), the
     run config of the init source; None when none is named. Shared by `genmodels train` and
     `genmodels.train`, which check beforehand which combinations they accept."""
-    from genmodels.run import RunDir
-
     if resume and out and RunDir(out).config.is_file():
         return load_toml(RunDir(out).config)[0]
     if config_file:
         return load_toml(config_file)[0]
     if recipe:
-        from genmodels.recipes import load_recipe
-
         return load_recipe(recipe).config
     if model:
         return RunConfig.default(model)
@@ -90,8 +93,6 @@ def choose_base(*, model: str | None, out: str | Path | None, resume: bool = Fal
 
 def load_training_data(config: DataConfig, seed: int) -> Dataset:
     """The training split named by the [data] table (2-D toys are drawn from the run seed)."""
-    from genmodels.run import load_data_config
-
     return load_data_config(config, "train", seed=seed)
 
 
@@ -99,8 +100,6 @@ def check_init_unchanged(config: RunConfig, resume: bool, stored: RunConfig | No
     """With resume: ConfigError when the config's init (e.g. through --set init=...) is not the one
     the run was created with (a run keeps the weights it started from). `stored`: the run's
     config.toml as already read (None: read it here)."""
-    from genmodels.run import RunDir
-
     run = RunDir(config.out)
     if not (resume and run.config.is_file()):
         return
@@ -114,9 +113,14 @@ def check_init_unchanged(config: RunConfig, resume: bool, stored: RunConfig | No
 def needs_init(config: RunConfig, resume: bool) -> bool:
     """Whether the networks start from config.init: a fine-tuning run that has no checkpoint yet (a
     resumed one continues from its checkpoint, whose weights already began at the source's)."""
-    from genmodels.run import RunDir
-
     return bool(config.init) and not (resume and RunDir(config.out).latest.is_file())
+
+
+def needs_reflow(config: RunConfig, resume: bool) -> bool:
+    """Whether a flow run starts from a previous flow's reflow pairs (model.reflow_from) now: not when
+    resumed from a checkpoint, which holds the pairs already."""
+    return config.model_name == "flow" and bool(config.model.reflow_from) and \
+        not (resume and RunDir(config.out).latest.is_file())
 
 
 def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bool = False,
@@ -129,23 +133,26 @@ def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bo
     end when trainer.report is on. Everything up to the Trainer leaves config.out untouched: a
     refused run creates no run directory. `stored`: with resume, the run's config.toml as
     `choose_base` read it."""
-    from genmodels.report import write_report
-    from genmodels.run import build_model
-    from genmodels.sources import init_from_source
-    from genmodels.training import Trainer, distributed
-    from genmodels.training.hardware import check_machine
-
     check_init_unchanged(config, resume, stored)
     info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
     try:
         check_machine(config.trainer, device, info)
         dataset = load_data(config.data, config.seed)
+        if len(dataset) == 0:        # the data's checks, before the run directory is made
+            raise DataError(f"data {config.data.name!r}: the training split holds no examples")
+        if config.trainer.batch_size > len(dataset):
+            raise ConfigError(f"trainer.batch_size {config.trainer.batch_size} is larger than the data set "
+                              f"({config.data.name} has {len(dataset)} training examples)")
         model = build_model(config, dataset.spec, device)
+        if not resume:                   # a new run records its family's measured sampling defaults
+            config.sample = {**model.recommended_sample_options(), **config.sample}
         if needs_init(config, resume):   # before the trainer copies the weights into its EMA
             source = init_from_source(model, config, dataset.spec, config.init, zoo_root=zoo_root)
             if info.is_main:
                 print(f"genmodels: networks initialised from {config.init} (step {source.step}"
                       f"{', EMA weights' if source.ema else ''})", file=sys.stderr, flush=True)
+        if needs_reflow(config, resume):   # a flow's reflow pairs and weights, before the EMA copy too
+            reflow_from_source(model, config, dataset.spec, zoo_root=zoo_root)
         result = Trainer(config, resume=resume, override_identity=override_identity,
                          on_finish=write_report).fit(model, dataset)
     finally:
@@ -206,9 +213,6 @@ def train(model: str | None = None, data: str | Path | dict | None = None, *, ou
            data__FIELD / trainer__FIELD / model__FIELD.
     Raises ConfigError for an unknown option or value, before the run directory is touched.
     """
-    from genmodels.atomic import check_output_path
-    from genmodels.run import RunDir
-
     if out is None:
         raise ConfigError(f"{SOURCE}: out is required (the run directory to write)")
     if recipe is not None and resume:
@@ -247,9 +251,6 @@ def load(source: str | Path, device: str | torch.device = "cpu", *, ema: bool = 
     (`genmodels zoo` lists them; zoo_root reads the entries of another folder). A model trained
     on VAE latents samples images, decoded through its VAE (as `genmodels sample` does).
     Raises ConfigError / CheckpointError naming the problem."""
-    from genmodels.latent_run import decode_latents
-    from genmodels.sources import load_source
-
     return decode_latents(load_source(source, device=device, ema=ema, zoo_root=zoo_root), device).model
 
 
@@ -263,11 +264,6 @@ def evaluate(source: str | Path, *, sample_options: dict[str, Any] | None = None
     device="cpu", progress=False, ...), as the command's flags. sample_options / evaluate_options:
     {field: value} of the family's `sample_options` (sampler="dpm++", steps=20) and
     `evaluate_options` (DDPM: nll_estimates="bound"). ConfigError for an unknown name or value."""
-    from genmodels.config import update_dataclass
-    from genmodels.config_fields import validate_options
-    from genmodels.evaluation import evaluate_source
-    from genmodels.metrics.evaluate import EvalConfig
-
     cfg = EvalConfig()
     update_dataclass(cfg, settings, "genmodels.evaluate()")
     validate_options(cfg, "evaluate")
@@ -285,12 +281,6 @@ def compare(sources: list[str | Path], *, sample_options: dict[str, dict[str, An
     settings: fields of `genmodels.report.compare.CompareConfig` (metrics, n, nll_n, k, seed, device,
     progress, ...). sample_options: {family: {field: value}} for every source of that family
     ({"ddpm": {"sampler": "dpm++", "steps": 20}}). cache: a folder keeping each row (`--cache DIR`)."""
-    from genmodels.config import update_dataclass
-    from genmodels.config_fields import validate_options
-    from genmodels.evaluation import compare_sources
-    from genmodels.report.compare import CompareConfig
-    from genmodels.report.compare_cache import RowCache
-
     cfg = CompareConfig()
     update_dataclass(cfg, settings, "genmodels.compare()")
     validate_options(cfg, "compare")

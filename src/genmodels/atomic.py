@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import math
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from genmodels.errors import GenmodelsError, OutputError
 
@@ -132,6 +134,23 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write UTF-8 `text` to `path` atomically."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def json_report(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON of a report a command prints (`--json`): a figure that was not measured (NaN,
+    an infinite bound) is null, never the NaN or Infinity that strict JSON readers reject. Files
+    that keep records (zoo cards, cache rows) refuse non-finite numbers instead."""
+    return json.dumps(_finite_or_none(obj), allow_nan=False, **kwargs)
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:

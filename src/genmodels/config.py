@@ -8,6 +8,10 @@ A run is described by one `RunConfig`, written to `config.toml` as
     [data]      name, image_size, channels, binarize, limit
     [trainer]   steps, batch_size, ema_decay, grad_clip, ...
     [model]     name = "ddpm" plus every field of the family's config dataclass
+    [sample]    the run's sampling defaults: fields of the family's sample options (e.g. sampler,
+                steps), used by `genmodels sample`, `evaluate`, `compare` and `zoo export` when the
+                user names none (a new run records the family's measured recommendation,
+                `GenerativeModel.recommended_sample_options`)
 
 Values come, lowest precedence first, from the dataclass defaults, a TOML file, typed command
 line flags and `--set section.key=value` overrides. Each value is parsed to its field's annotated
@@ -36,6 +40,7 @@ from genmodels.config_fields import (
     param,
     require,
     update_dataclass,
+    validate_options,
 )
 from genmodels.errors import ConfigError
 from genmodels.models.registry import get_model
@@ -45,6 +50,8 @@ LRSchedule = Literal["constant", "cosine", "linear"]                # after the 
 GradCompression = Literal["none", "bf16"]                           # gradient all-reduce (training/grad_buckets.py)
 SECTIONS = ("data", "trainer", "model")
 TOP_LEVEL = ("seed", "out", "init")
+SAMPLE = "sample"                      # the [sample] table: the run's sampling defaults
+MAX_SIGMA_REL = 0.288                  # a power-function EMA's relative width is below 1 / sqrt(12)
 
 
 @dataclass
@@ -83,6 +90,10 @@ class TrainerConfig:
     ema_decay: float = param(0.999, "decay of the exponential moving average of ema_modules() (0 = no EMA)")
     ema_warmup: bool = param(True, "use decay min(ema_decay, (1 + n) / (10 + n)) after n updates: an average "
                              "over about the last n / 9 steps, so short runs are averaged too")
+    ema_sigma_rels: list[float] = param([], "power-function EMAs of ema_modules() kept for post-hoc reconstruction "
+                                        "(Karras et al. 2024), named by their relative width sigma_rel, e.g. "
+                                        "0.05,0.1; stored at every checkpoint in RUN_DIR/ema/ and rebuilt at any "
+                                        "other width after training by `genmodels ema` ([] = off)")
     grad_clip: float = param(1.0, "clip the gradient norm of each optimiser step to this value (0 = off)")
     grad_bucket_mb: float = param(1.0, "under torchrun: all-reduce the gradients in buckets of about this many MiB, "
                                   "each started while the backward pass is still running (0 = one all-reduce "
@@ -119,6 +130,10 @@ class TrainerConfig:
         require(self.batch_size % self.accumulate == 0,
                 f"trainer.batch_size {self.batch_size} is not divisible by trainer.accumulate {self.accumulate}")
         require(0.0 <= self.ema_decay < 1.0, f"trainer.ema_decay must be in [0, 1), got {self.ema_decay}")
+        require(len(self.ema_sigma_rels) <= 4 and len(set(self.ema_sigma_rels)) == len(self.ema_sigma_rels)
+                and all(0.0 < s < MAX_SIGMA_REL for s in self.ema_sigma_rels),
+                f"trainer.ema_sigma_rels must be at most 4 distinct values in (0, {MAX_SIGMA_REL}), got "
+                f"{self.ema_sigma_rels}")
         require(self.grad_clip >= 0.0, f"trainer.grad_clip must be >= 0, got {self.grad_clip}")
         require(self.grad_bucket_mb >= 0.0, f"trainer.grad_bucket_mb must be >= 0, got {self.grad_bucket_mb}")
         require(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
@@ -138,6 +153,7 @@ class RunConfig:
                       "from at step 0 (\"\" = the family's own initialisation)")
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    sample: dict[str, Any] = field(default_factory=dict)   # [sample]: {field: value} of the family's sample options
 
     @classmethod
     def default(cls, model_name: str) -> RunConfig:
@@ -154,6 +170,7 @@ class RunConfig:
         self.trainer.validate()
         check_choices(self.model, "model")
         self.model.validate()                  # every family's config has one (genmodels.models.base)
+        self.sample = checked_sample_table(self.model_name, self.sample, SAMPLE)
 
     def to_dict(self) -> dict:
         """Plain TOML-ready data (None values are left out: TOML has no null; so is an empty init)."""
@@ -164,15 +181,16 @@ class RunConfig:
             "data": dataclass_to_dict(self.data),
             "trainer": dataclass_to_dict(self.trainer),
             "model": {"name": self.model_name, **dataclass_to_dict(self.model)},
+            **({SAMPLE: dict(self.sample)} if self.sample else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> RunConfig:
         """Build from nested plain data, e.g. a parsed TOML file; `source` names it in errors."""
-        unknown = set(d) - set(TOP_LEVEL) - set(SECTIONS)
+        unknown = set(d) - set(TOP_LEVEL) - set(SECTIONS) - {SAMPLE}
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)}; valid keys: "
-                              f"{', '.join(TOP_LEVEL + SECTIONS)}")
+                              f"{', '.join(TOP_LEVEL + SECTIONS + (SAMPLE,))}")
         model_table = dict(d.get("model", {}))
         name = model_table.pop("name", None)
         if not name:
@@ -196,8 +214,14 @@ class RunConfig:
                         raise ConfigError(f"{source}: model.name is {name!r} but the run's model is "
                                           f"{self.model_name!r}")
                 update_dataclass(getattr(out, key), table, f"{source}: {key}")
+            elif key == SAMPLE:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{source}: {key} must be a table, got {value!r}")
+                given = {str(k).replace("-", "_"): v for k, v in value.items()}
+                out.sample = checked_sample_table(out.model_name, {**out.sample, **given}, f"{source}: {key}")
             else:
-                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(TOP_LEVEL + SECTIONS)}")
+                raise ConfigError(f"{source}: unknown key {key!r}; valid keys: "
+                                  f"{', '.join(TOP_LEVEL + SECTIONS + (SAMPLE,))}")
         return out
 
     def with_overrides(self, assignments: list[str]) -> RunConfig:
@@ -210,13 +234,13 @@ class RunConfig:
             parts = key.strip().split(".")
             if len(parts) == 1 and parts[0] in TOP_LEVEL:
                 nested[parts[0]] = value
-            elif len(parts) == 2 and parts[0] in SECTIONS:
+            elif len(parts) == 2 and (parts[0] in SECTIONS or parts[0] == SAMPLE):
                 if parts == ["model", "name"]:
                     raise ConfigError("--set model.name is not allowed: name the model on the command line")
                 nested.setdefault(parts[0], {})[parts[1]] = value
             else:
                 raise ConfigError(f"--set {item!r}: the key must be one of {', '.join(TOP_LEVEL)} or "
-                                  f"section.field with section in {', '.join(SECTIONS)}")
+                                  f"section.field with section in {', '.join(SECTIONS + (SAMPLE,))}")
         return self.merge(nested, "--set")
 
     def save_toml(self, path: str | Path, extra: dict | None = None) -> None:
@@ -227,7 +251,8 @@ class RunConfig:
 
 
 def load_toml(path: str | Path, ignore: tuple[str, ...] = ("spec",)) -> tuple[RunConfig, dict]:
-    """Read a TOML run config; returns (config, the ignored top-level tables such as [spec])."""
+    """Read a TOML run config, checked (`RunConfig.validate`: a bad value is named as this file's); returns
+    (config, the ignored top-level tables such as [spec])."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -245,7 +270,27 @@ def load_toml(path: str | Path, ignore: tuple[str, ...] = ("spec",)) -> tuple[Ru
         doc["model"], notes = upgrade_saved_model_table(model["name"], model)
         for note in notes:
             warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
-    return RunConfig.from_dict(doc, str(path)), extra
+    config = RunConfig.from_dict(doc, str(path))
+    try:        # a value out of its range is the file's, named as such (a resumed run's config.toml too)
+        config.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return config, extra
+
+
+def checked_sample_table(model_name: str, table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The [sample] table's values parsed by the family's sample options' field types and checked as
+    `genmodels sample` checks them (choices, ranges, its `validate()`), as {field: typed value};
+    ConfigError naming `where` and the field. The keys given are kept (the rest stay defaults)."""
+    if not table:
+        return {}
+    options = get_model(model_name).options_cls()
+    update_dataclass(options, dict(table), where)
+    try:
+        validate_options(options, "sample")
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return {k: getattr(options, k) for k in table}
 
 
 def family_config_class(model_name: str) -> type:

@@ -133,6 +133,91 @@ def validate_options(cfg: Any, section: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Records read from files (zoo cards, cache rows, metrics): typed by a dataclass, checked strictly
+
+
+def check_record(values: Any, cls: type, where: str) -> Any:
+    """`values` (a JSON object read from a file) as an instance of dataclass `cls`, checked strictly:
+    every field without a default is present, each value has its field's annotated type (no text
+    for a number, no number for a flag; Literal choices; list[X] and dict[str, X] item by item;
+    finite floats and 64-bit integers), then `cls.validate()` when it has one. ConfigError naming
+    `where` (the file) and the field otherwise. Keys that are not fields are left alone."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(values).__name__}")
+    types_ = field_types(cls)
+    kept = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}: {f.name} is missing")
+            continue
+        check_type(values[f.name], types_[f.name], f"{where}: {f.name}")
+        kept[f.name] = values[f.name]
+    record = cls(**kept)
+    if hasattr(record, "validate"):
+        try:
+            record.validate()
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return record
+
+
+def _type_name(tp: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def check_type(value: Any, tp: Any, where: str) -> None:
+    """ConfigError naming `where` unless `value` (as JSON gives it) is of annotated type `tp`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                if value is None:
+                    return
+                continue
+            try:
+                return check_type(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if not any(value == a and type(value) is type(a) for a in args):
+            raise ConfigError(f"{where}: invalid value {value!r}; valid choices: {', '.join(map(str, args))}")
+        return
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        for i, v in enumerate(value):
+            check_type(v, item, f"{where}[{i}]")
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object, got {value!r}")
+        item = args[1] if len(args) == 2 else Any
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{where}: key {k!r} is not a string")
+            check_type(v, item, f"{where}.{k}")
+        return
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        check_record(value, tp, where)
+        return
+    ok = {bool: lambda v: isinstance(v, bool),
+          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str)}.get(tp)
+    if ok is None:
+        return
+    if not ok(value):
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    _check_value(value, where)      # finite floats, 64-bit integers
+
+
+# ---------------------------------------------------------------------------------------------
 # Dataclass <-> plain data, with values parsed by their annotated types
 
 

@@ -51,6 +51,16 @@ class TrainingStopped(GenmodelsError):
         self.exit_code = 128 + signum
 
 
+class RankFailed(GenmodelsError):
+    """One of the processes of a distributed command failed; every rank raises it (naming the rank
+    and its error) at the next point where the ranks agree, so that all stop and none writes.
+    `quiet` on every rank but rank 0, so that the command prints one line."""
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet
+
+
 def choice_error(what: str, value: object, choices) -> ConfigError:
     """A `ConfigError` for an unknown name, listing the valid ones."""
     valid = ", ".join(sorted(str(c) for c in choices))

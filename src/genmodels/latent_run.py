@@ -18,6 +18,7 @@ import torch
 from genmodels.errors import ConfigError
 from genmodels.models.base import GenerativeModel
 from genmodels.run import LoadedRun, load_run
+from genmodels.run.digest import weights_digest
 
 
 class LatentDecoded(GenerativeModel):
@@ -56,7 +57,9 @@ class LatentDecoded(GenerativeModel):
 
 def decode_latents(loaded: LoadedRun, device: str | torch.device = "cpu") -> LoadedRun:
     """The run's samples decoded through its VAE when it was trained on `latents:VAE_RUN`, else `loaded`.
-    ConfigError when the VAE run is gone or was trained further than the latents the model learnt."""
+    ConfigError when the VAE run is gone, was trained further than the latents the model learnt, or
+    holds other weights than the VAE whose latents it learnt (retrained at the same path: the digest
+    of its weights, recorded in the run's [spec] table, differs; both are named)."""
     latent = loaded.spec.latent
     if latent is None:
         return loaded
@@ -67,6 +70,11 @@ def decode_latents(loaded: LoadedRun, device: str | torch.device = "cpu") -> Loa
     if vae_run.step != latent.vae_step:
         raise ConfigError(f"{latent.vae_run} is now at step {vae_run.step}, but this run learnt its latents at step "
                           f"{latent.vae_step}; decode with that checkpoint (or retrain the latent model)")
+    digest = weights_digest(vae_run.model)
+    if latent.vae_sha256 and digest != latent.vae_sha256:
+        raise ConfigError(f"{latent.vae_run} holds other weights than the VAE whose latents this run learnt "
+                          f"(sha256 {digest[:16]}... now, {latent.vae_sha256[:16]}... when it was trained): the VAE "
+                          f"was retrained at the same path; retrain the latent model on latents:{latent.vae_run}")
     config = dataclasses.replace(loaded.config, data=vae_run.config.data)
     return dataclasses.replace(loaded, model=LatentDecoded(loaded.model, vae_run.model, latent.scale), config=config,
                                spec=vae_run.spec)

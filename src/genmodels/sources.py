@@ -11,6 +11,7 @@ Zoo entries are read from the package's own zoo unless `zoo_root` names another 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,9 +21,34 @@ from genmodels.data.dataset import DataSpec
 from genmodels.errors import ConfigError
 from genmodels.run import LoadedRun, RunDir, load_run
 from genmodels.run.metrics_file import training_cpu_minutes as run_cpu_minutes
-from genmodels.zoo import load_zoo, zoo_card, zoo_config
+from genmodels.zoo import load_zoo, zoo_card
+from genmodels.zoo.load import ZooEntry, read_entry
 
 ZOO_PREFIX = "zoo:"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A source as read before any weights (`read_source`): its run config and data spec and, for
+    zoo:NAME, the entry's card as read once (`entry`), which `load_source(..., record=)` reuses."""
+
+    source: str
+    zoo_root: str | None
+    config: RunConfig
+    spec: DataSpec
+    entry: ZooEntry | None = None
+
+    @property
+    def sample_defaults(self) -> dict:
+        """The source's sampling defaults, as `LoadedRun.sample_defaults` will hold them: the zoo card's
+        sample options, or the run's [sample] table."""
+        if self.entry is not None:
+            return dict(self.entry.card.get("sample_options") or {})
+        return dict(self.config.sample)
+
+    def matches(self, source: str | Path, zoo_root: str | Path | None) -> bool:
+        """Whether this is the record of `source` read from `zoo_root`."""
+        return self.source == str(source) and self.zoo_root == (str(zoo_root) if zoo_root is not None else None)
 
 
 def is_zoo(source: str | Path) -> bool:
@@ -36,24 +62,37 @@ def zoo_name(source: str) -> str:
 
 
 def load_source(source: str | Path, device: str | torch.device = "cpu", ema: bool = True,
-                checkpoint: str | Path | None = None, *, zoo_root: str | Path | None = None) -> LoadedRun:
+                checkpoint: str | Path | None = None, *, zoo_root: str | Path | None = None,
+                record: SourceRecord | None = None) -> LoadedRun:
     """The model of a run directory (its latest checkpoint, or `checkpoint`) or of a zoo entry, in eval mode.
 
     A zoo entry holds one set of weights (the EMA weights where the run kept an EMA), so `ema` and
     `checkpoint` do not apply to it (a checkpoint is refused with a ConfigError); an entry of the
-    sampling networks only leaves the others freshly initialised (LoadedRun.networks says which)."""
+    sampling networks only leaves the others freshly initialised (LoadedRun.networks says which).
+    `record`: the source as `read_source` read it already (its zoo card is not read again); a record
+    of another source or zoo root is not used."""
     if is_zoo(source):
         if checkpoint is not None:
             raise ConfigError(f"{source}: a zoo entry has one set of weights; --checkpoint is for run directories")
-        return load_zoo(zoo_name(source), device=device, root=zoo_root)
+        entry = record.entry if record is not None and record.matches(source, zoo_root) else None
+        return load_zoo(zoo_name(source), device=device, root=zoo_root, entry=entry)
     return load_run(source, device=device, ema=ema, checkpoint=checkpoint)
+
+
+def read_source(source: str | Path, *, zoo_root: str | Path | None = None) -> SourceRecord:
+    """The run config and data spec of a source (and a zoo entry's card), without loading any weights."""
+    root = str(zoo_root) if zoo_root is not None else None
+    if is_zoo(source):
+        entry = read_entry(zoo_name(source), root=zoo_root)
+        return SourceRecord(str(source), root, entry.config, entry.spec, entry)
+    config, spec = RunDir(source).read_config()
+    return SourceRecord(str(source), root, config, spec)
 
 
 def source_config(source: str | Path, *, zoo_root: str | Path | None = None) -> tuple[RunConfig, DataSpec]:
     """The run config and data spec of a source, without loading any weights."""
-    if is_zoo(source):
-        return zoo_config(zoo_name(source), root=zoo_root)
-    return RunDir(source).read_config()
+    record = read_source(source, zoo_root=zoo_root)
+    return record.config, record.spec
 
 
 def training_cpu_minutes(source: str | Path, *, zoo_root: str | Path | None = None) -> float | None:
@@ -106,4 +145,26 @@ def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Pat
     with torch.no_grad():
         for name, module in modules.items():
             module.load_state_dict(theirs_modules[name].state_dict())
+    return loaded
+
+
+def reflow_from_source(model, config: RunConfig, spec: DataSpec, *, zoo_root: str | Path | None = None) -> LoadedRun:
+    """Start a flow reflow run (Liu et al. 2023; `genmodels train flow --reflow-from SOURCE`): read the
+    previous flow config.model.reflow_from (a run directory or zoo:NAME; its EMA weights), check that it
+    is a flow trained on data of the same kind, shape and classes, and hand it to the new model
+    (`Flow.start_reflow`: its weights copied, the (noise, sample) pairs drawn). Returns the source as loaded."""
+    from genmodels.models.flow import Flow  # lazy: a family loads on first use
+
+    source = config.model.reflow_from
+    loaded = load_source(source, device=model.device, ema=True, zoo_root=zoo_root)
+    if not isinstance(loaded.model, Flow) or not isinstance(model, Flow):
+        raise ConfigError(f"--reflow-from {source}: it is a {loaded.config.model_name} model; reflow needs a flow "
+                          f"run (`genmodels train flow`) and trains a flow")
+    theirs, ours = loaded.spec.to_dict(), spec.to_dict()
+    differ = [f"{k}: {theirs.get(k)!r} in the source vs {ours.get(k)!r} here" for k in ("kind", "shape", "num_classes")
+              if theirs.get(k) != ours.get(k)]
+    if differ:
+        raise ConfigError(f"--reflow-from {source}: it was trained on other data ({'; '.join(differ)}); pass its "
+                          f"--data")
+    model.start_reflow(loaded.model)
     return loaded

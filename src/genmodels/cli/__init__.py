@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from genmodels.config_fields import field_choices, field_types
-from genmodels.errors import ConfigError, GenmodelsError, TrainingStopped
+from genmodels.errors import ConfigError, GenmodelsError, RankFailed, TrainingStopped
 
-COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "compare", "theory", "report", "runs", "zoo")
+COMMANDS = ("datasets", "recipes", "train", "sample", "evaluate", "compare", "ema", "theory", "report", "runs", "zoo")
 ARGV_AWARE = ("train", "sample", "evaluate")
 
 
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genmodels {command}: {e}", file=sys.stderr)
         return e.exit_code
     except GenmodelsError as e:
-        print(f"genmodels {command}: error: {e}", file=sys.stderr)
+        if not (isinstance(e, RankFailed) and e.quiet):   # a failed rank: rank 0 says so, once
+            print(f"genmodels {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

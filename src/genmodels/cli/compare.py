@@ -20,17 +20,23 @@ adding a source to a table measures only its row (`genmodels.report.compare_cach
 from __future__ import annotations
 
 import argparse
-import json
 
+from genmodels.atomic import check_output_path, json_report, write_text
 from genmodels.cli import add_config_flags, flag_values
+from genmodels.config import update_dataclass
+from genmodels.config_fields import validate_options
 from genmodels.errors import ConfigError
+from genmodels.evaluation import compare_sources
+from genmodels.models.registry import families
+from genmodels.report.compare import CompareConfig
+from genmodels.report.compare_cache import RowCache
+from genmodels.run.sample_options import parse_pairs
+from genmodels.training import distributed
 
 OWN_FLAGS = {"--markdown", "--html", "--json", "--ema", "--no-ema", "--sample-option", "--cache"}
 
 
 def register(subparsers) -> None:
-    from genmodels.report.compare import CompareConfig
-
     lines = __doc__.strip().splitlines()
     p = subparsers.add_parser("compare", help="one table of trained models (any family) on the same data and metrics",
                               description=lines[0] + "\n\n" + "\n".join(lines[2:]),
@@ -56,10 +62,6 @@ def register(subparsers) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from genmodels.config import update_dataclass
-    from genmodels.config_fields import validate_options
-    from genmodels.report.compare import CompareConfig
-
     cfg = CompareConfig()
     update_dataclass(cfg, flag_values(args, args.compare_flags), "compare")
     validate_options(cfg, "compare")
@@ -69,9 +71,6 @@ def _config(args: argparse.Namespace):
 def family_sample_options(pairs: list[str]) -> dict[str, dict[str, str]]:
     """{family: {field: text}} of --sample-option FAMILY:KEY=VALUE (the KEY=VALUE part read as by
     `genmodels evaluate`, `genmodels.run.sample_options.parse_pairs`)."""
-    from genmodels.models.registry import families
-    from genmodels.run.sample_options import parse_pairs
-
     MODELS = families()
     out: dict[str, dict[str, str]] = {}
     for pair in pairs:
@@ -88,10 +87,6 @@ def family_sample_options(pairs: list[str]) -> dict[str, dict[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.atomic import check_output_path, write_text
-    from genmodels.evaluation import compare_sources
-    from genmodels.report.compare_cache import RowCache
-
     cfg = _config(args)
     for path in (args.markdown, args.html):   # a bad path fails now, not after the evaluation
         if path:
@@ -99,12 +94,17 @@ def run(args: argparse.Namespace) -> int:
     tail = [a for option in args.sample_option for a in ("--sample-option", option)]
     tail += [a for flag, path in (("--markdown", args.markdown), ("--html", args.html)) if path for a in (flag, path)]
     tail += ["--json"] if args.json else []
-    table = compare_sources(args.sources, cfg, ema=args.ema, zoo_root=args.zoo_root,
-                            sample_options=family_sample_options(args.sample_option),
-                            cache=RowCache(args.cache), command_tail=tail)
+    with distributed.session(cfg.device) as (info, device):   # under torchrun: each rank its share, rank 0 writes
+        if info.enabled:
+            cfg.device = str(device)             # each rank's own GPU (cuda:LOCAL_RANK) or the CPU
+        table = compare_sources(args.sources, cfg, ema=args.ema, zoo_root=args.zoo_root,
+                                sample_options=family_sample_options(args.sample_option),
+                                cache=RowCache(args.cache), command_tail=tail)
+    if not info.is_main:
+        return 0
     if args.markdown:
         write_text(args.markdown, table.format_markdown())
     if args.html:
         write_text(args.html, table.format_html())
-    print(json.dumps(table.to_dict(), indent=2) if args.json else table.format_text())
+    print(json_report(table.to_dict(), indent=2) if args.json else table.format_text())
     return 0

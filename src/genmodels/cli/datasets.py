@@ -9,10 +9,10 @@ would (images (N, C, H, W) in [0, 1]), e.g. held-out images for `genmodels sampl
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
+from genmodels.atomic import json_report
 from genmodels.data.builtins import BUILTINS
 from genmodels.data.files import PATH_HELP
 from genmodels.errors import ConfigError
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     table = [describe(d) for d in args.data] if args.data else rows()
     if args.json:
-        print(json.dumps(table, indent=2))
+        print(json_report(table, indent=2))
         return 0
     header = ("name", "kind", "shape", "train", "test", "classes", "installed", "source")
     lines = [header]

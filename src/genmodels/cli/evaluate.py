@@ -18,16 +18,19 @@ The engine is `genmodels.evaluation` (`genmodels.evaluate(...)` in Python).
 from __future__ import annotations
 
 import argparse
-import json
 
+from genmodels import evaluation
+from genmodels.atomic import json_report
 from genmodels.cli import add_config_flags, flag_values
-from genmodels.cli.sample_flags import add_sample_flags, given, given_evaluate, option_strings
+from genmodels.cli.sample_flags import add_sample_flags, given_evaluate, option_strings, read_given
+from genmodels.config import update_dataclass
+from genmodels.config_fields import validate_options
+from genmodels.metrics.evaluate import EvalConfig
 from genmodels.run.sample_options import ALIAS
+from genmodels.training import distributed
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
-    from genmodels.metrics.evaluate import EvalConfig
-
     lines = __doc__.strip().splitlines()
     p = subparsers.add_parser("evaluate", help="metrics of a run or of samples, beside the real-data floor",
                               description=lines[0] + "\n\n" + "\n".join(lines[2:]),
@@ -56,10 +59,6 @@ def register(subparsers, argv: list[str] | None = None) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from genmodels.config import update_dataclass
-    from genmodels.config_fields import validate_options
-    from genmodels.metrics.evaluate import EvalConfig
-
     cfg = EvalConfig()
     update_dataclass(cfg, flag_values(args, args.eval_flags), "evaluate")
     validate_options(cfg, "evaluate")
@@ -67,16 +66,20 @@ def _config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels import evaluation
-
     evaluation.source.check_one_mode(args.run_dir, args.real_vs_real, args.samples, args.data)
     cfg = _config(args)
-    if args.real_vs_real is not None:
-        report = evaluation.evaluate_floor(args.real_vs_real, cfg)
-    elif args.samples is not None:
-        report = evaluation.evaluate_file(args.samples, args.data, cfg)
-    else:
-        report = evaluation.evaluate_source(args.run_dir, cfg, given(args), given_evaluate=given_evaluate(args),
-                                            ema=args.ema, checkpoint=args.checkpoint, zoo_root=args.zoo_root)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
+    with distributed.session(cfg.device) as (info, device):   # under torchrun: each rank its share, rank 0 prints
+        if info.enabled:
+            cfg.device = str(device)             # each rank's own GPU (cuda:LOCAL_RANK) or the CPU
+        if args.real_vs_real is not None:
+            report = evaluation.evaluate_floor(args.real_vs_real, cfg)
+        elif args.samples is not None:
+            report = evaluation.evaluate_file(args.samples, args.data, cfg)
+        else:
+            given = read_given(args)                 # the sample options, built and checked once
+            report = evaluation.evaluate_source(args.run_dir, cfg, given.values, given_evaluate=given_evaluate(args),
+                                                ema=args.ema, checkpoint=args.checkpoint, zoo_root=args.zoo_root,
+                                                options=given.options, record=args.source_record)
+    if info.is_main:
+        print(json_report(report.to_dict(), indent=2) if args.json else report.format_table())
     return 0

@@ -7,10 +7,10 @@ block (what it reproduces, the figure it reached, the time and the machine) and 
 from __future__ import annotations
 
 import argparse
-import json
 
 import tomli_w
 
+from genmodels.atomic import json_report
 from genmodels.recipes import load_recipe, recipe_names
 
 
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     recipes = [load_recipe(args.name)] if args.name else [load_recipe(n) for n in recipe_names()]
     if args.json:
-        print(json.dumps([{"name": r.name, "model": r.config.model_name, "data": r.config.data.name,
+        print(json_report([{"name": r.name, "model": r.config.model_name, "data": r.config.data.name,
                            "description": r.description, "config": r.config.to_dict()} for r in recipes], indent=2))
         return 0
     if args.name:

@@ -4,9 +4,9 @@ folder) with model, data, steps, the last logged losses and the last evaluation.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from genmodels.atomic import json_report
 from genmodels.report.runs import find_runs, format_runs, summarize
 
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir is not None else (Path("runs") if Path("runs").is_dir() else Path("."))
     runs = [summarize(p) for p in find_runs(root)]
     if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        print(json_report([r.to_dict() for r in runs], indent=2))
     elif not runs:
         print(f"no runs under {root} (a run is a folder with config.toml, written by `genmodels train`)")
     else:

@@ -18,16 +18,19 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+from genmodels.atomic import check_output_path
 from genmodels.cli import require_arg, sample_conditioning, sample_flags
 from genmodels.errors import ConfigError
 from genmodels.metrics.evaluate import SamplingPrecision
+from genmodels.sampling import draw_source, parse_seeds, write_samples
 from genmodels.sampling.loop import OUTPUT_SUFFIXES
 from genmodels.sampling.plan import BATCH_CAP, CPU_BATCH_CAP
+from genmodels.training import distributed
 
 CONDITIONING = ("--inpaint", "--mask", "--jump-length", "--resample", "--init", "--strength")  # sample_conditioning
 # the command's own flags: a sample option of the same name gets the flag --sample-NAME instead
-OPTIONS = ("--n", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--precision", "--checkpoint",
-           "--zoo-root", "--sample-option", "-h", "--help", *CONDITIONING)
+OPTIONS = ("--n", "--seeds", "--out", "--seed", "--ema", "--no-ema", "--device", "--batch-size", "--precision",
+           "--checkpoint", "--zoo-root", "--sample-option", "-h", "--help", *CONDITIONING)
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
@@ -40,7 +43,12 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     p.add_argument("--n", default=None, type=int, metavar="N",
                    help="number of samples (required, except with --inpaint / --init: default the number of images)")
     p.add_argument("--out", default=None, metavar="PATH", help="output file, .png or .npy (required)")
-    p.add_argument("--seed", default=0, type=int, metavar="S", help="seed of the sampling generator (default: 0)")
+    p.add_argument("--seed", default=0, type=int, metavar="S",
+                   help="the first image's seed: --n N draws the images of seeds S .. S+N-1 (default: 0)")
+    p.add_argument("--seeds", default=None, metavar="A-B",
+                   help="the images' seeds instead of --n/--seed, e.g. 0-49999 or 1,5,10-20: each image is a "
+                        "function of its seed alone, at any batch size and number of processes (default: none, the "
+                        "seeds of --n and --seed)")
     p.add_argument("--ema", default=True, action=argparse.BooleanOptionalAction,
                    help="use the EMA weights when the run kept them (default: true)")
     p.add_argument("--device", default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -60,11 +68,11 @@ def register(subparsers, argv: list[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.atomic import check_output_path
-    from genmodels.sampling import draw_source, write_samples
-
     conditioned = sample_conditioning.requested(args)      # --inpaint / --init: n defaults to the images given
-    n = args.n if conditioned else require_arg(args.n, "--n")
+    if args.seeds is not None and (args.n is not None or conditioned):
+        raise ConfigError("--seeds names the images itself: give it without --n, --inpaint or --init")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    n = len(seeds) if seeds is not None else args.n if conditioned else require_arg(args.n, "--n")
     out = require_arg(args.out, "--out")
     if n is not None and n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
@@ -73,10 +81,17 @@ def run(args: argparse.Namespace) -> int:
     if Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise ConfigError(f"--out {out}: unknown file type; valid: {', '.join(OUTPUT_SUFFIXES)}")
     check_output_path(out)  # a folder, or a path under a file, is refused before any sampling
-    drawn = draw_source(args.run_dir, n, sample_flags.given(args), seed=args.seed, ema=args.ema, device=args.device,
-                        batch_size=args.batch_size, precision=args.precision, checkpoint=args.checkpoint,
-                        zoo_root=args.zoo_root, progress=sys.stderr.isatty(),
-                        conditioned=sample_conditioning.drawer(args) if conditioned else None)
+    # the options, built and checked once; RePaint runs its own ancestral steps, so the run's recorded
+    # sampler (e.g. a 20-step solver) does not apply to --inpaint: only the flags given do
+    given = sample_flags.read_given(args, use_defaults=args.inpaint is None)
+    with distributed.session(args.device) as (info, device):    # under torchrun: strided seeds, rank 0 writes
+        drawn = draw_source(args.run_dir, n, given.values, seed=args.seed, ema=args.ema, device=str(device),
+                            batch_size=args.batch_size, precision=args.precision, checkpoint=args.checkpoint,
+                            zoo_root=args.zoo_root, progress=sys.stderr.isatty(),
+                            conditioned=sample_conditioning.drawer(args) if conditioned else None,
+                            options=given.options, record=args.source_record, seeds=seeds)
+    if not info.is_main:
+        return 0
     loaded = drawn.loaded
     title = f"{loaded.config.model_name}, step {loaded.step}{' (EMA)' if loaded.ema else ''}"
     path = write_samples(drawn.x, out, loaded.spec.kind, title, nrow=drawn.nrow)

@@ -4,11 +4,12 @@ When the command line names a SOURCE (a run directory or zoo:NAME), the fields o
 sample-options dataclass become typed flags (`--sampler dpm++ --steps 20`, by `add_config_flags`;
 a field whose flag the command already has gets `--sample-` in front). `--sample-option
 KEY=VALUE` (repeatable) is their text alias, kept for scripts and docs; a typed flag beats the
-alias for the same field. `given(args)` collects both as {field: text} (checked against the
-family's dataclass before any weights are read), and
-`genmodels.run.sample_options.run_sample_options(loaded, given)` builds the options instance over
-the zoo entry's defaults. `genmodels evaluate` also gets the typed flags of the family's
-evaluation options (`given_evaluate`).
+alias for the same field. `read_given(args)` collects both as {field: text} and builds the
+family's options instance over the source's defaults (its run's [sample] table or its zoo card,
+from the record the flags were read with), once, before any weights are read: the one check of
+the options on the command-line path. `genmodels evaluate` also gets the typed flags of the
+family's evaluation options (`given_evaluate`). The source's record (`args.source_record`) goes on
+to the loader, so that a zoo card is read once per command.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import argparse
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from genmodels.cli import add_config_flags, flag_values, help_requested
 from genmodels.errors import ConfigError, GenmodelsError
-from genmodels.run.sample_options import ALIAS, USER_LAYER, build_sample_options, parse_pairs
+from genmodels.models.registry import families, get_model
+from genmodels.run.sample_options import ALIAS, layered_sample_options, parse_pairs
+from genmodels.sources import SourceRecord, is_zoo, read_source
 
 
 def option_strings(parser: argparse.ArgumentParser, *, with_value: bool = False) -> set[str]:
@@ -32,8 +36,6 @@ def source_from_argv(argv: list[str], value_options: set[str]) -> str | None:
     """SOURCE among argv: the tokens that are neither options nor the values of `value_options`;
     of those the first that is a zoo:NAME or a folder (a typed sample flag written before SOURCE
     leaves its value among them), else the first."""
-    from genmodels.sources import is_zoo
-
     candidates, i = [], 0
     while i < len(argv):
         token = argv[i]
@@ -55,17 +57,14 @@ def zoo_root_from_argv(argv: list[str]) -> str | None:
     return None
 
 
-def model_class(source: str, zoo_root: str | None = None) -> type:
-    """The model class of the family that trained `source` (a run directory or zoo:NAME): its
-    `sample_options` and `evaluate_options` are the dataclasses of the typed flags."""
-    from genmodels.models.registry import get_model
-    from genmodels.sources import source_config
-
-    config, _ = source_config(source, zoo_root=zoo_root)
+def model_class(record: SourceRecord) -> type:
+    """The model class of the family that trained the source of `record` (a run directory or zoo:NAME,
+    as `read_source` read it): its `sample_options` and `evaluate_options` are the dataclasses of the
+    typed flags."""
     try:
-        return get_model(config.model_name).model_cls
+        return get_model(record.config.model_name).model_cls
     except ImportError as e:
-        raise ConfigError(f"model {config.model_name!r} cannot be loaded: {e}") from None
+        raise ConfigError(f"model {record.config.model_name!r} cannot be loaded: {e}") from None
 
 
 def add_sample_flags(parser: argparse.ArgumentParser, argv: list[str] | None, taken: Iterable[str] = (), *,
@@ -80,14 +79,14 @@ def add_sample_flags(parser: argparse.ArgumentParser, argv: list[str] | None, ta
                              "the typed flags listed by `--help` with a SOURCE; default: none)")
     mapping: dict[str, str] = {}
     evaluate_mapping: dict[str, str] = {}
-    cls = evaluate_cls = None
+    cls = evaluate_cls = record = None
     source = source_from_argv(argv, option_strings(parser, with_value=True)) if argv else None
     if source is not None:
-        from genmodels.cli import add_config_flags, help_requested
-
         try:
-            model_cls = model_class(source, zoo_root_from_argv(argv))
+            record = read_source(source, zoo_root=zoo_root_from_argv(argv))
+            model_cls = model_class(record)
         except GenmodelsError:
+            record = None
             if not help_requested(argv):
                 raise
         else:
@@ -102,16 +101,13 @@ def add_sample_flags(parser: argparse.ArgumentParser, argv: list[str] | None, ta
     if evaluate:
         evaluate_mapping = add_evaluate_flags(parser, set(taken))
     parser.set_defaults(sample_flags=mapping, sample_options_cls=cls, evaluate_flags=evaluate_mapping,
-                        evaluate_options_cls=evaluate_cls)
+                        evaluate_options_cls=evaluate_cls, source_record=record)
 
 
 def add_evaluate_flags(parser: argparse.ArgumentParser, taken: set[str]) -> dict[str, str]:
     """The typed flags of every family's evaluation options (`evaluate_options`: DDPM's --nll-estimates,
     --ode-trace, ...), one flag per field name, so that one command line (the one `genmodels compare`
     writes in its caption) serves sources of any family; `given_evaluate` keeps the source's own."""
-    from genmodels.cli import add_config_flags
-    from genmodels.models.registry import families
-
     mapping: dict[str, str] = {}
     for name, entry in families().items():
         try:
@@ -128,21 +124,33 @@ def add_evaluate_flags(parser: argparse.ArgumentParser, taken: set[str]) -> dict
     return mapping
 
 
-def given(args: argparse.Namespace) -> dict[str, str]:
-    """{field: text} of the sampling options on the command line, checked against the family's
-    options (before any model is loaded): the KEY=VALUE alias, then the typed flags."""
-    from genmodels.cli import flag_values
+class Given(NamedTuple):
+    """The sampling options of a command line: as text, and the family's instance built from them."""
 
+    values: dict[str, str]      # {field: text}: the KEY=VALUE alias, then the typed flags
+    options: Any                # the options instance over the source's defaults; None: SOURCE was not read
+
+
+def read_given(args: argparse.Namespace, use_defaults: bool = True) -> Given:
+    """The sampling options on the command line, and the family's options instance built from them
+    over the source's defaults (its run's [sample] table or zoo card, from `args.source_record`;
+    use_defaults=False: over the family's dataclass defaults only): built once, here, before any
+    weights are read, so that a bad value fails first."""
     values = {**parse_pairs(args.sample_option), **flag_values(args, args.sample_flags)}
-    if args.sample_options_cls is not None:
-        build_sample_options(args.sample_options_cls, (values, USER_LAYER))
-    return values
+    record, options = args.source_record, None
+    if args.sample_options_cls is not None and record is not None:
+        options = layered_sample_options(args.sample_options_cls, record.sample_defaults if use_defaults else {},
+                                         values)
+    return Given(values, options)
+
+
+def given(args: argparse.Namespace) -> dict[str, str]:
+    """{field: text} of the sampling options on the command line, checked (`read_given`)."""
+    return read_given(args).values
 
 
 def given_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """{field: value} of the SOURCE family's evaluation options given as typed flags; a flag of another
     family's options does not apply to this source and is left out."""
-    from genmodels.cli import flag_values
-
     own = {f.name for f in dataclasses.fields(args.evaluate_options_cls)} if args.evaluate_options_cls else set()
     return {k: v for k, v in flag_values(args, args.evaluate_flags).items() if k in own}

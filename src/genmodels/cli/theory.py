@@ -7,15 +7,16 @@ underneath, and writes the figures theory_*.png to --plots DIR. Exits 1 if any c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 import time
 
 import torch
 
+from genmodels.atomic import json_report
 from genmodels.errors import ConfigError, choice_error
 from genmodels.theory.runner import checks
+from genmodels.training.hardware import threads_warning, usable_cores
 
 COLUMNS = (("claim", 44), ("value", 11), ("expected", 26), ("tolerance", 10), ("result", 6))
 
@@ -55,8 +56,11 @@ def print_row(check, out=None) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    warning = threads_warning(args.threads, "--threads")
+    if warning:
+        print(warning, file=sys.stderr)
     previous = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(min(args.threads, usable_cores()))
     try:
         return _run(args)
     finally:
@@ -89,7 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     passed = sum(c.passed for c in results)
     if args.json:
-        print(json.dumps({"checks": [c.to_dict() for c in results], "passed": passed, "total": len(results),
+        print(json_report({"checks": [c.to_dict() for c in results], "passed": passed, "total": len(results),
                           "seconds": round(elapsed, 2)}, indent=2))
     else:
         print(f"\n{passed}/{len(results)} checks passed in {elapsed:.1f} s")

@@ -18,12 +18,19 @@ RUN_DIR). Multi-node runs use torchrun's usual --nnodes/--node-rank/--master-add
 from __future__ import annotations
 
 import argparse
+import tomllib
+from pathlib import Path
 
+from genmodels.api import choose_base, fit_config, load_training_data
 from genmodels.atomic import check_output_path
 from genmodels.cli import add_config_flags, config_flags, flag_values, help_requested
 from genmodels.config import DataConfig, RunConfig, TrainerConfig
 from genmodels.data.dataset import Dataset
-from genmodels.errors import ConfigError
+from genmodels.errors import ConfigError, GenmodelsError
+from genmodels.models.registry import families as registered
+from genmodels.recipes import load_recipe
+from genmodels.run import RunDir
+from genmodels.sources import source_config
 
 # Options of the command that are not config fields; a config field of the same name gets --model-<name>.
 OWN_VALUE_OPTIONS = ("--recipe", "--config", "--out", "--init", "--zoo-root", "--set")
@@ -43,8 +50,6 @@ def command_options() -> set[str]:
 
 
 def register(subparsers, argv: list[str] | None = None) -> None:
-    from genmodels.models.registry import families as registered
-
     MODELS = registered()       # built-in, registered and installed (entry point) families
     families = ", ".join(f"{name} ({entry.description})" for name, entry in sorted(MODELS.items()))
     p = subparsers.add_parser(
@@ -83,7 +88,9 @@ def register(subparsers, argv: list[str] | None = None) -> None:
     group = p.add_argument_group("trainer options ([trainer] table of config.toml; also --set trainer.FIELD=...)")
     trainer_flags = add_config_flags(group, TrainerConfig, dest_prefix="trainer__", taken=(), rename_prefix="")
     model_flags: dict[str, str] = {}
-    name = (recipe_model(argv) or model_from_argv(argv) or init_model(argv)) if argv else None
+    name = (recipe_model(argv) or model_from_argv(argv) or init_model(argv) or config_model(argv)) if argv else None
+    if argv and not help_requested(argv):
+        check_model_flags(argv, name, MODELS)
     if name in MODELS:
         try:
             config_cls = MODELS[name].load()[1]
@@ -98,32 +105,90 @@ def register(subparsers, argv: list[str] | None = None) -> None:
                    model_flags=model_flags)
 
 
+def family_flags(models: dict | None = None) -> dict[str, tuple[set[str], set[str]]]:
+    """{family: (its flags that take a value, its switches)} as `register` names them, for every
+    family that loads (the pre-parse must know them before it knows the model)."""
+    out = {}
+    for name, entry in (models if models is not None else registered()).items():
+        try:
+            config_cls = entry.load()[1]
+        except (ImportError, GenmodelsError):
+            continue
+        values, switches = config_flags(config_cls, command_options(), "model")
+        out[name] = (set(values), set(switches))
+    return out
+
+
 def model_from_argv(argv: list[str]) -> str | None:
-    """The MODEL positional: the first token that is neither an option nor an option's value."""
+    """The MODEL positional: the first token that is neither an option nor an option's value. Any
+    family's flag counts (`--init RUN --mlp-width 16`: 16 is the flag's value, whatever the model)."""
+    known: set[str] | None = None
     i = 0
     while i < len(argv):
         token = argv[i]
         if token == "--":
             return argv[i + 1] if i + 1 < len(argv) else None
         if token.startswith("-"):
-            i += 2 if token in value_options() else 1
+            flag, eq, _ = token.partition("=")
+            if eq or flag in command_options() - set(value_options()):
+                i += 1
+            elif flag in value_options():
+                i += 2
+            else:
+                if known is None:        # the families are loaded only when a flag of theirs appears
+                    known = {f for values, _ in family_flags().values() for f in values}
+                i += 2 if flag in known else 1
             continue
         return token
     return None
 
 
+def check_model_flags(argv: list[str], name: str | None, models: dict) -> None:
+    """ConfigError for a flag of a family that is not this run's model (or with no model named),
+    rather than argparse reading its value as MODEL."""
+    flags = [t.partition("=")[0] for t in argv if t.startswith("--")]
+    unknown = [f for f in flags if f not in command_options()]
+    if not unknown:
+        return
+    owners = family_flags(models)
+    ours = owners.get(name, (set(), set())) if name else (set(), set())
+    for flag in unknown:
+        if flag in ours[0] | ours[1]:
+            continue
+        theirs = sorted(f for f, (values, switches) in owners.items() if flag in values | switches)
+        if theirs and name:
+            raise ConfigError(f"{flag} is an option of {', '.join(theirs)}, not of {name} (this run's model)")
+        if theirs:
+            raise ConfigError(f"{flag} is an option of {', '.join(theirs)}: name the model (genmodels train "
+                              f"{theirs[0]} ...), a recipe (--recipe NAME) or a source to fine-tune (--init SOURCE)")
+
+
+def config_model(argv: list[str]) -> str | None:
+    """The model of the TOML file named by --config FILE in argv (None without one or if it is unreadable;
+    the file is read properly, with its errors, once the command runs)."""
+    path = _option(argv, "--config")
+    if not path:
+        return None
+    try:
+        model = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("model")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return model.get("name") if isinstance(model, dict) and isinstance(model.get("name"), str) else None
+
+
 def recipe_model(argv: list[str]) -> str | None:
-    """The model of the recipe named by --recipe NAME in argv (None without one or if it is unknown)."""
+    """The model of the recipe named by --recipe NAME in argv (None without one); an unknown recipe
+    is a ConfigError listing the recipes (with --help: None)."""
     for i, token in enumerate(argv):
         name = argv[i + 1] if token == "--recipe" and i + 1 < len(argv) else (
             token.partition("=")[2] if token.startswith("--recipe=") else None)
         if name:
-            from genmodels.recipes import load_recipe
-
             try:
                 return load_recipe(name).config.model_name
             except ConfigError:
-                return None
+                if help_requested(argv):
+                    return None
+                raise
     return None
 
 
@@ -142,9 +207,6 @@ def init_model(argv: list[str]) -> str | None:
     source = _option(argv, "--init")
     if not source:
         return None
-    from genmodels.errors import GenmodelsError
-    from genmodels.sources import source_config
-
     try:
         return source_config(source, zoo_root=_option(argv, "--zoo-root"))[0].model_name
     except GenmodelsError:
@@ -167,8 +229,6 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, RunConfig | None]
         if not args.out:
             raise ConfigError("--resume needs --out RUN_DIR")
         check_resumable(args.out)
-    from genmodels.api import choose_base
-
     base = choose_base(model=args.model, out=args.out, resume=args.resume, config_file=args.config,
                        recipe=args.recipe, init=args.init, zoo_root=args.zoo_root)
     if base is None:
@@ -200,8 +260,6 @@ def build_config(args: argparse.Namespace) -> tuple[RunConfig, RunConfig | None]
 def check_resumable(out: str) -> None:
     """ConfigError unless `out` is a run directory that --resume can continue (it has a config.toml);
     a missing run is never silently started afresh."""
-    from genmodels.run import RunDir
-
     run = RunDir(out)
     if not run.path.exists():
         raise ConfigError(f"--resume: {run.path} does not exist, so there is no run to resume (drop --resume to "
@@ -215,14 +273,10 @@ def check_resumable(out: str) -> None:
 
 def load_data(cfg: DataConfig, seed: int) -> Dataset:
     """The training split named by the [data] table (2-D toys are drawn from the run seed)."""
-    from genmodels.api import load_training_data
-
     return load_training_data(cfg, seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from genmodels.api import fit_config
-
     config, stored = build_config(args)
     fitted = fit_config(config, resume=args.resume, override_identity=args.override_identity,
                         zoo_root=args.zoo_root, load_data=load_data, stored=stored)

@@ -17,12 +17,12 @@ reads the entries of another folder (one written by `genmodels zoo export --dest
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import get_args
 
 import tomli_w
 
+from genmodels.atomic import json_report
 from genmodels.cli import require_arg
 from genmodels.errors import ConfigError, GenmodelsError
 from genmodels.run.sample_options import parse_pairs
@@ -120,7 +120,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append([name, card["family"], str(card["data"]), _params(card["params"]), metrics_summary(card),
                      "-" if size is None else f"{size:.2f}"])
     if args.json:
-        print(json.dumps(cards, indent=2))
+        print(json_report(cards, indent=2))
         return 0
     if not names:
         where = f" at {root}" if root is not None else ""
@@ -148,7 +148,7 @@ def _show(name: str, args: argparse.Namespace) -> int:
     card = zoo_card(name, args.zoo_root)
     size = _size_mb(zoo_root(args.zoo_root) / name)
     if args.json:
-        print(json.dumps({**card, "size_mb": None if size is None else round(size, 3)}, indent=2))
+        print(json_report({**card, "size_mb": None if size is None else round(size, 3)}, indent=2))
         return 0
     minutes = card.get("train_cpu_minutes")
     lines = [

@@ -17,19 +17,24 @@ Split = Literal["train", "test"]         # the splits every data set has
 @dataclass(frozen=True)
 class LatentSource:
     """Where latent-diffusion data came from (`genmodels.data.latents`): the VAE run whose encoder
-    means they are, the checkpoint step read, and the scale factor s = 1 / std applied to them
-    (Rombach et al. 2022, sec. 4.3.2 and appendix G), so that z = x / s is the VAE's latent."""
+    means they are, the checkpoint step read, the scale factor s = 1 / std applied to them
+    (Rombach et al. 2022, sec. 4.3.2 and appendix G), so that z = x / s is the VAE's latent, and the
+    SHA-256 of the VAE's weights (`genmodels.run.digest.weights_digest`; "" in runs written before
+    it was recorded), so that a VAE retrained at the same path is told apart."""
 
     vae_run: str
     vae_step: int
     scale: float
+    vae_sha256: str = ""
 
     def to_dict(self) -> dict:
-        return {"vae_run": self.vae_run, "vae_step": self.vae_step, "scale": self.scale}
+        out = {"vae_run": self.vae_run, "vae_step": self.vae_step, "scale": self.scale}
+        return {**out, "vae_sha256": self.vae_sha256} if self.vae_sha256 else out
 
     @classmethod
     def from_dict(cls, d: dict) -> LatentSource:
-        return cls(vae_run=str(d["vae_run"]), vae_step=int(d["vae_step"]), scale=float(d["scale"]))
+        return cls(vae_run=str(d["vae_run"]), vae_step=int(d["vae_step"]), scale=float(d["scale"]),
+                   vae_sha256=str(d.get("vae_sha256", "")))
 
 
 @dataclass(frozen=True)

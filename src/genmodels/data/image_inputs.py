@@ -56,6 +56,8 @@ def _read_array(path: Path, channels: int) -> np.ndarray:
     check_finite(arr, str(path))
     if arr.ndim == 2:
         arr = arr[None]
+    if arr.size == 0:
+        raise DataError(f"{path}: an empty array (shape {tuple(arr.shape)}); give at least one image")
     return channels_first(arr, str(path))
 
 

@@ -10,9 +10,9 @@ with it. The split of the data set the VAE trained on (with its [data] preparati
 keeps its data.limit) is encoded to the means mu_phi(x) of q_phi(z | x). As in the LDM paper
 (sec. 4.3.2, appendix G) the latents are multiplied by one scalar s = 1 / std, the standard
 deviation over all latent dimensions of the *training* split's means, so that they have unit
-variance; s, the VAE run and its checkpoint step go into the Dataset's `latent` field, which the
-trainer records in the run's [spec] table, so that `genmodels sample` can decode z = x / s through
-the VAE (`genmodels.latent_run`).
+variance; s, the VAE run, its checkpoint step and the digest of its weights go into the Dataset's
+`latent` field, which the trainer records in the run's [spec] table, so that `genmodels sample` can
+decode z = x / s through the VAE (`genmodels.latent_run`), and refuse a VAE retrained since.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class TrainedVae:
 
     vae: Encoder                           # the model, eval mode, on the CPU
     step: int                              # the checkpoint step it was read at
+    sha256: str                            # the digest of its weights (`genmodels.run.digest.weights_digest`)
     images: Callable[[Split], Dataset]     # split -> that split of the data it trained on, prepared as it was
 
 
@@ -94,4 +95,4 @@ def load_latents(name: str, split: Split = "train", read_vae: ReadVae | None = N
         x, y = x[:limit], None if y is None else y[:limit]
     return Dataset(x=x.contiguous(), y=y, name=name, kind="points", num_classes=images.num_classes,
                    meta={"source": f"encoder means of {run_path} (step {trained.step}) on {images.name}, x {s:g}"},
-                   latent=LatentSource(vae_run=run_path, vae_step=trained.step, scale=s))
+                   latent=LatentSource(vae_run=run_path, vae_step=trained.step, scale=s, vae_sha256=trained.sha256))

@@ -95,6 +95,58 @@ def divergence(f: torch.Tensor, y: torch.Tensor, probes: torch.Tensor | None) ->
     return out / probes.shape[0]
 
 
+def integrate_log_density(f: Callable[[torch.Tensor, float], torch.Tensor], x0: torch.Tensor, t_end: float,
+                          log_prior: Callable[[torch.Tensor], torch.Tensor], *, trace: Trace = "auto",
+                          probes: int = 1, probe: Probe = "rademacher", rtol: float = 1e-5, atol: float = 1e-5,
+                          generator: torch.Generator | None = None) -> ODELikelihood:
+    """The instantaneous change of variables (Chen et al. 2018, Theorem 1) for an ODE dx/dt = f(x, t)
+    from x(0) = x_0 to t_end: d log p_t(x(t)) / dt = -div_x f, so
+
+        log p_0(x_0) = log p_{t_end}(x(t_end)) + integral_0^{t_end} div_x f(x(t), t) dt,
+
+    integrated together with x by RK45 (module docstring), the batch as one system.
+
+    f(x (B, ...) with requires_grad, t float) -> dx/dt (B, ...), computed per example and
+    differentiable in x. x0: (B, ...). log_prior(x(t_end) as (B, D) float64 on the CPU) -> (B,),
+    the log-density at the end. trace: "exact", "hutchinson" (`probes` probes of kind `probe` from
+    `generator`, fixed along the path) or "auto" (exact up to EXACT_MAX_DIM dimensions). rtol, atol:
+    the solver's tolerances. The DDPM's probability-flow ODE (`ode_log_likelihood`) and the flow
+    family's likelihood (`flow_likelihood.py`) both are this integral."""
+    if trace not in TRACES:
+        raise choice_error("divergence trace", trace, TRACES)
+    if probes < 1:
+        raise ConfigError(f"the number of Hutchinson probes must be >= 1, got {probes}")
+    if not (rtol > 0 and atol > 0):
+        raise ConfigError(f"the ODE solver tolerances must be > 0, got rtol={rtol}, atol={atol}")
+    from scipy.integrate import solve_ivp  # lazy: scipy.integrate is slow to import and only this estimate needs it
+
+    B, shape = x0.shape[0], tuple(x0.shape[1:])
+    D = math.prod(shape)
+    exact = trace == "exact" or (trace == "auto" and D <= EXACT_MAX_DIM)
+    z = None if exact else make_probes((B, *shape), probes, probe, generator, x0.device, x0.dtype)
+
+    def drift(t: float, state: np.ndarray) -> np.ndarray:
+        x = torch.tensor(state[: B * D]).reshape(B, *shape).to(device=x0.device, dtype=x0.dtype)
+        with torch.enable_grad():
+            x.requires_grad_(True)
+            dx = f(x, t)
+            div = divergence(dx, x, z)                                           # -d log p / dt
+        return np.concatenate([dx.detach().double().reshape(-1).cpu().numpy(), div.cpu().numpy()])
+
+    start = np.concatenate([x0.detach().double().reshape(-1).cpu().numpy(), np.zeros(B)])
+    sol = solve_ivp(drift, (0.0, t_end), start, method="RK45", rtol=rtol, atol=atol)
+    if not sol.success:
+        raise GenmodelsError(f"the ODE solver of the log-likelihood failed: {sol.message}")
+    end = torch.from_numpy(sol.y[:, -1])
+    x_end, integral = end[: B * D].reshape(B, D), end[B * D:]
+    return ODELikelihood(log_p=(log_prior(x_end) + integral).to(x0.device), nfe=int(sol.nfev))
+
+
+def standard_normal_log_density(x: torch.Tensor) -> torch.Tensor:
+    """log N(x; 0, I) summed over the last dimension: (B, D) -> (B,)."""
+    return (-0.5 * (x**2 + math.log(2 * math.pi))).sum(dim=1)
+
+
 def ode_log_likelihood(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sched: NoiseSchedule,
                        x0: torch.Tensor, *, trace: Trace = "auto", probes: int = 1, probe: Probe = "rademacher",
                        rtol: float = 1e-5, atol: float = 1e-5,
@@ -105,38 +157,19 @@ def ode_log_likelihood(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     differentiable in x_t. x0: (B, ...) points in the model's space (for 8-bit images, already
     dequantised). trace: "exact", "hutchinson" (`probes` probes of kind `probe` from `generator`)
     or "auto" (exact up to EXACT_MAX_DIM dimensions). rtol, atol: the solver's tolerances."""
-    if trace not in TRACES:
-        raise choice_error("divergence trace", trace, TRACES)
-    if probes < 1:
-        raise ConfigError(f"the number of Hutchinson probes must be >= 1, got {probes}")
-    if not (rtol > 0 and atol > 0):
-        raise ConfigError(f"the ODE solver tolerances must be > 0, got rtol={rtol}, atol={atol}")
-    from scipy.integrate import solve_ivp
-
-    B, shape = x0.shape[0], tuple(x0.shape[1:])
-    D = math.prod(shape)
-    exact = trace == "exact" or (trace == "auto" and D <= EXACT_MAX_DIM)
-    z = None if exact else make_probes((B, *shape), probes, probe, generator, x0.device, x0.dtype)
+    B, D = x0.shape[0], x0[0].numel()
     sigma_max = float(sigma_table(sched)[-1])
 
-    def drift(sigma: float, state: np.ndarray) -> np.ndarray:
-        y = torch.tensor(state[: B * D]).reshape(B, *shape).to(device=x0.device, dtype=x0.dtype)
-        with torch.enable_grad():
-            y.requires_grad_(True)
-            t = step_at(sched, torch.full((B,), sigma, dtype=torch.float64, device=x0.device))
-            eps = eps_fn(y / math.sqrt(1.0 + sigma**2), t)                      # dy/dsigma (SPEC section 6)
-            div = divergence(eps, y, z)                                          # -d log p / dsigma
-        return np.concatenate([eps.detach().double().reshape(-1).cpu().numpy(), div.cpu().numpy()])
+    def dy_dsigma(y: torch.Tensor, sigma: float) -> torch.Tensor:
+        t = step_at(sched, torch.full((B,), sigma, dtype=torch.float64, device=x0.device))
+        return eps_fn(y / math.sqrt(1.0 + sigma**2), t)                         # dy/dsigma (SPEC section 6)
 
-    start = np.concatenate([x0.detach().double().reshape(-1).cpu().numpy(), np.zeros(B)])
-    sol = solve_ivp(drift, (0.0, sigma_max), start, method="RK45", rtol=rtol, atol=atol)
-    if not sol.success:
-        raise GenmodelsError(f"the probability-flow ODE solver failed: {sol.message}")
-    end = torch.from_numpy(sol.y[:, -1])
-    y_T, integral = end[: B * D].reshape(B, D), end[B * D:]
-    x_T = y_T / math.sqrt(1.0 + sigma_max**2)
-    log_prior = (-0.5 * (x_T**2 + math.log(2 * math.pi))).sum(dim=1) - 0.5 * D * math.log1p(sigma_max**2)
-    return ODELikelihood(log_p=(log_prior + integral).to(x0.device), nfe=int(sol.nfev))
+    def log_prior(y_T: torch.Tensor) -> torch.Tensor:                           # x_T = y_T / sqrt(1 + sigma_T^2)
+        x_T = y_T / math.sqrt(1.0 + sigma_max**2)
+        return standard_normal_log_density(x_T) - 0.5 * D * math.log1p(sigma_max**2)
+
+    return integrate_log_density(dy_dsigma, x0, sigma_max, log_prior, trace=trace, probes=probes, probe=probe,
+                                 rtol=rtol, atol=atol, generator=generator)
 
 
 def dequantise(x0: torch.Tensor, generator: torch.Generator | None, bin_width: float = 2.0 / 255.0) -> torch.Tensor:

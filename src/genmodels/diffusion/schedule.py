@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from genmodels.errors import ConfigError
+from genmodels.errors import ConfigError, choice_error
 
 
 def linear_betas(T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
@@ -56,8 +56,6 @@ SCHEDULES = {"linear": scaled_linear_betas, "cosine": lambda T: cosine_betas(T)}
 def make_betas(name: Schedule, T: int) -> torch.Tensor:
     """The named schedule with T steps: "linear" (`scaled_linear_betas`) or "cosine"."""
     if name not in SCHEDULES:
-        from genmodels.errors import choice_error
-
         raise choice_error("noise schedule", name, SCHEDULES)
     return SCHEDULES[name](T)
 

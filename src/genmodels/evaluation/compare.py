@@ -16,12 +16,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from genmodels.config import DataConfig
+from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 from genmodels.evaluation import measure
-from genmodels.evaluation.source import data_options, evaluate_loaded, evaluation_data, load_for_evaluation
+from genmodels.evaluation.source import (
+    check_counts,
+    data_options,
+    evaluate_loaded,
+    evaluation_data,
+    load_for_evaluation,
+)
 from genmodels.models.base import GenerativeModel
 from genmodels.models.registry import get_model
 from genmodels.report.compare import (
@@ -32,9 +40,10 @@ from genmodels.report.compare import (
     likelihood_of,
     resolve_metrics,
 )
-from genmodels.report.compare_cache import RowCache, settings_parts, weights_digest
-from genmodels.run import RunDir, resolve_device
-from genmodels.run.sample_options import USER_LAYER, build_sample_options
+from genmodels.report.compare_cache import FloorPayload, RowCache, RowPayload, settings_parts
+from genmodels.run import LoadedRun, RunDir, resolve_device
+from genmodels.run.digest import data_digest, weights_digest
+from genmodels.run.sample_options import USER_LAYER, build_sample_options, run_sample_options
 from genmodels.sampling import sampling_precision
 from genmodels.sources import is_zoo, source_config, training_cpu_minutes
 
@@ -119,21 +128,9 @@ def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
     cache = cache if cache is not None else RowCache(None)
     info = {s: data_of(s, zoo_root) for s in sources}
     keys = {s: data_key(d[0]) for s, d in info.items()}
-    if len({_label(k) for k in keys.values()}) > 1:
-        listing = "; ".join(f"{s}: {_label(k)}" for s, k in keys.items())
-        raise ConfigError(f"compare needs every source on the same data set (one test split, one real-data floor); "
-                          f"got {listing}. Compare the sources of each data set separately")
-    families = {d[1].split()[0] for d in info.values()}
-    for family, opts in sample_options.items():
-        if family not in families:
-            raise ConfigError(f"--sample-option {family}:...: no source is of family {family} "
-                              f"(the sources are {', '.join(sorted(families))})")
-        build_sample_options(get_model(family).options_cls, (opts, USER_LAYER))  # bad options fail before evaluating
-    data_cfg, kinds = next(iter(info.values()))[0], {d[2] for d in info.values()}
-    model_names = {m for d in info.values() for m in d[3]}
-    sample_metrics, model_metrics = resolve_metrics(cfg, kinds.pop(), model_names)
-    if not sample_metrics and not model_metrics:
-        raise ConfigError("--metrics names no metric")
+    _check_sources(info, keys, sample_options)
+    data_cfg = next(iter(info.values()))[0]
+    sample_metrics, model_metrics = _metrics(cfg, info)
     if command_tail is None:
         command_tail = [a for family, values in sample_options.items() for key, value in values.items()
                         for a in ("--sample-option", f"{family}:{key}={value}")]
@@ -141,23 +138,18 @@ def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
                            tail=command_tail)
 
     train, test = evaluation_data(data_cfg)
+    check_counts(cfg, tuple(test.x.shape[1:]))     # --n and --k bounded before anything is measured
     name, options = keys[sources[0]]
     table = CompareTable(dataset=name, data_options=options, extractor="-", settings=cfg, command=command,
                          sample_metrics=sample_metrics, model_metrics=model_metrics)
     names = [source_name(s) for s in sources]
     names = [n if names.count(n) == 1 else s for n, s in zip(names, sources, strict=True)]   # two runs called the same
 
-    common = {"settings": settings_parts(cfg), "data": [name, options], "sample_metrics": sample_metrics}
+    content = data_digest(train, test) if cache.folder is not None else None   # a rewritten file is other data
+    common = {"settings": settings_parts(cfg), "data": [name, options], "data_sha256": content,
+              "sample_metrics": sample_metrics}
     if sample_metrics:
-        floor_parts = {"row": "real-data floor", **common}
-        got = cache.get(floor_parts)
-        if got is None:
-            floor = measure.evaluate(train, test, cfg.eval_config(sample_metrics),
-                                     title=f"real-data floor of {name}: test vs train")
-            got = {"metrics": {r.name: {"value": r.floor, "std": r.floor_std} for r in floor.rows},
-                   "extractor": floor.extractor, "n_reference": floor.n_reference, "n_floor": floor.n_floor,
-                   "notes": list(floor.notes)}
-            cache.put(floor_parts, got)
+        got = _floor(cache, common, train, test, cfg, sample_metrics, name)
         table.floor = CompareRow("real-data floor", source="test vs train", floor=True, metrics=got["metrics"])
         table.extractor, table.n_reference, table.n_floor = got["extractor"], got["n_reference"], got["n_floor"]
         table.n_samples = cfg.n
@@ -174,23 +166,7 @@ def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
                          ema=loaded.ema,
                          sample_options=dict(opts))
         own = [m for m in model_metrics if m in loaded.model.metric_names]
-        parts = {**common, "family": family, "weights": weights_digest(loaded.model), "step": loaded.step,
-                 "ema": loaded.ema, "sample_options": dict(opts), "model_metrics": own,
-                 "precision": sampling_precision(cfg.precision, loaded.config.trainer.precision, device)[0],
-                 "device": device.type}
-        got = cache.get(parts)
-        if got is None:
-            got = {"metrics": {}, "notes": [], "n_likelihood": 0}
-            if sample_metrics:
-                report = evaluate_loaded(loaded, cfg.eval_config(sample_metrics), opts, data=(train, test))
-                got["metrics"].update(_metrics_of(report))
-                got["notes"] += list(report.notes)
-            if own:
-                report = evaluate_loaded(loaded, cfg.eval_config(own, likelihood=True), opts, data=(train, test),
-                                         given_evaluate=LIKELIHOOD_OPTIONS.get(family.split()[0]))
-                got["metrics"].update(_metrics_of(report))
-                got["n_likelihood"] = report.n_reference
-            cache.put(parts, got)
+        got = _cached_row(loaded, cfg, opts, (train, test), sample_metrics, own, family, cache, common, device)
         row.metrics.update(got["metrics"])
         table.notes += [n for n in got["notes"] if n not in table.notes]
         if got["n_likelihood"]:
@@ -203,3 +179,78 @@ def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
     if model_metrics and not table.n_likelihood:
         table.n_likelihood = min(cfg.nll_n, len(test.x))
     return table
+
+
+def _metrics(cfg: CompareConfig, info: Mapping[str, tuple]) -> tuple[list[str], list[str]]:
+    """(sample metrics, model metrics) of the table: cfg.metrics, or the defaults for the sources' kind of
+    data and their families' metrics; ConfigError when that names none."""
+    kinds = {d[2] for d in info.values()}
+    model_names = {m for d in info.values() for m in d[3]}
+    sample_metrics, model_metrics = resolve_metrics(cfg, kinds.pop(), model_names)
+    if not sample_metrics and not model_metrics:
+        raise ConfigError("--metrics names no metric")
+    return sample_metrics, model_metrics
+
+
+def _check_sources(info: Mapping[str, tuple], keys: Mapping[str, tuple[str, dict]],
+                   sample_options: Mapping[str, Mapping[str, Any]]) -> None:
+    """ConfigError, before any weights are read, unless every source is on one data set (`keys`: each
+    source's `data_key`) and every family of `sample_options` is a source's, with valid options."""
+    if len({_label(k) for k in keys.values()}) > 1:
+        listing = "; ".join(f"{s}: {_label(k)}" for s, k in keys.items())
+        raise ConfigError(f"compare needs every source on the same data set (one test split, one real-data floor); "
+                          f"got {listing}. Compare the sources of each data set separately")
+    families = {d[1].split()[0] for d in info.values()}
+    for family, opts in sample_options.items():
+        if family not in families:
+            raise ConfigError(f"--sample-option {family}:...: no source is of family {family} "
+                              f"(the sources are {', '.join(sorted(families))})")
+        build_sample_options(get_model(family).options_cls, (opts, USER_LAYER))  # bad options fail before evaluating
+
+
+def _floor(cache: RowCache, common: dict, train: Dataset, test: Dataset, cfg: CompareConfig,
+           sample_metrics: list[str], name: str) -> dict:
+    """The real-data floor's payload (metrics, extractor, sizes, notes): from the cache, else measured and kept."""
+    floor_parts = {"row": "real-data floor", **common}
+    got = cache.get(floor_parts, FloorPayload)
+    if got is None:
+        floor = measure.evaluate(train, test, cfg.eval_config(sample_metrics),
+                                 title=f"real-data floor of {name}: test vs train")
+        got = {"metrics": {r.name: {"value": r.floor, "std": r.floor_std} for r in floor.rows},
+               "extractor": floor.extractor, "n_reference": floor.n_reference, "n_floor": floor.n_floor,
+               "notes": list(floor.notes)}
+        cache.put(floor_parts, got)
+    return got
+
+
+def _cached_row(loaded: LoadedRun, cfg: CompareConfig, opts: Mapping[str, Any], data: tuple[Dataset, Dataset],
+                sample_metrics: list[str], own: list[str], family: str, cache: RowCache, common: dict,
+                device: torch.device) -> dict:
+    """A source's row payload from the cache, keyed by its weights and every setting that changes a
+    number (the sample options as drawn: the card's or run's under `opts`); else measured and kept."""
+    parts = {**common, "family": family, "weights": weights_digest(loaded.model), "step": loaded.step,
+             "ema": loaded.ema, "model_metrics": own,
+             "sample_options": dataclasses.asdict(run_sample_options(loaded, opts)),   # as drawn: card/run too
+             "precision": sampling_precision(cfg.precision, loaded.config.trainer.precision, device)[0],
+             "device": device.type}
+    got = cache.get(parts, RowPayload)
+    if got is None:
+        got = _measure_row(loaded, cfg, opts, data, sample_metrics, own, family)
+        cache.put(parts, got)
+    return got
+
+
+def _measure_row(loaded: LoadedRun, cfg: CompareConfig, opts: Mapping[str, Any], data: tuple[Dataset, Dataset],
+                 sample_metrics: list[str], own: list[str], family: str) -> dict:
+    """A source's row payload: its sample metrics at cfg.n, then its own (likelihood) metrics at cfg.nll_n."""
+    got: dict = {"metrics": {}, "notes": [], "n_likelihood": 0}
+    if sample_metrics:
+        report = evaluate_loaded(loaded, cfg.eval_config(sample_metrics), opts, data=data)
+        got["metrics"].update(_metrics_of(report))
+        got["notes"] += list(report.notes)
+    if own:
+        report = evaluate_loaded(loaded, cfg.eval_config(own, likelihood=True), opts, data=data,
+                                 given_evaluate=LIKELIHOOD_OPTIONS.get(family.split()[0]))
+        got["metrics"].update(_metrics_of(report))
+        got["n_likelihood"] = report.n_reference
+    return got

@@ -23,6 +23,7 @@ import torch
 from genmodels.data.dataset import Dataset
 from genmodels.errors import ConfigError
 from genmodels.evaluation.report import EvalReport, MetricRow
+from genmodels.evaluation.shard import draw_share, extract_rows, extract_share, gather_samples
 from genmodels.metrics import features as F
 from genmodels.metrics.evaluate import (
     PARZEN_VALIDATION,
@@ -57,10 +58,7 @@ def evaluate(train: Dataset, test: Dataset, cfg: EvalConfig, *,
     if (samples is None or model is None) and mdl_names:
         raise ConfigError(f"model-specific metrics {mdl_names} need a model (a run directory)")
     if extractor is None and feat_names:
-        name = cfg.extractor or F.default_extractor(test.name, kind, tuple(test.x.shape[1:]))
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        extractor = F.get_extractor(name, weights=cfg.extractor_weights or None, device=device)
-    want_probs = "is" in feat_names
+        extractor = _extractor_for(cfg, test)
     n = n_samples if n_samples is not None else cfg.n
     ref_idx = _subset_index(len(test.x), n, cfg.seed)  # data files are often sorted by class: draw at random
     reference = test.x[ref_idx]
@@ -77,46 +75,69 @@ def evaluate(train: Dataset, test: Dataset, cfg: EvalConfig, *,
 
     values: dict[str, tuple[float, float | None]] = {}
     floors: dict[str, tuple[float, float | None]] = {}
-    keep_samples = bool(smp_names)
-    kept: list[torch.Tensor] = []
+    kept: list[torch.Tensor] = []      # the samples, kept for the sample metrics
     if feat_names:
         assert extractor is not None  # chosen above whenever feat_names is non-empty
-        ref = F.extract(extractor, F.batches_of(reference, cfg.work_batch()), len(reference), "features: test",
-                        want_probs, cfg.progress)
-        if cfg.floor or samples is None:
-            fl = F.extract(extractor, F.batches_of(floor_x, cfg.work_batch()), len(floor_x), "features: train",
-                           want_probs, cfg.progress)
-            floors.update(feature_metrics(ref, fl, feat_names, extractor, cfg))
-        if samples is not None:
-            def tee(it):
-                for x in it:
-                    if keep_samples:
-                        kept.append(x)
-                    yield x
-
-            gen = F.extract(extractor, tee(samples(cfg.work_batch())), n, "features: samples", want_probs,
-                            progress=False)
-            values.update(feature_metrics(ref, gen, feat_names, extractor, cfg))
-    elif samples is not None and keep_samples:
-        kept.extend(samples(cfg.work_batch()))
+        _measure_features(extractor, feat_names, cfg, reference, floor_x, samples, n, values, floors,
+                          kept if smp_names else None)
+    elif samples is not None and smp_names:
+        kept.extend(draw_share(samples(cfg.work_batch())))   # this rank's share
     if smp_names:
         rest = order[n:] if len(order) > n else order  # training examples not in the floor, when there are any
         validation = train.x[rest[:PARZEN_VALIDATION]]
         if cfg.floor or samples is None:
             floors.update(sample_metrics(floor_x, smp_names, validation, test, reference))
         if samples is not None:
-            values.update(sample_metrics(torch.cat(kept), smp_names, validation, test, reference))
+            values.update(sample_metrics(gather_samples(kept, n), smp_names, validation, test, reference))
     for key in (values if samples is not None else floors):
         v, s = values.get(key, (float("nan"), None))
         f, fs = floors.get(key, (None, None))
         report.rows.append(MetricRow(key, v, s, f, fs))
-    for name in mdl_names:
+    if mdl_names:
         assert model is not None    # model metrics are resolved only from a model's metric_names
-        g = torch.Generator(device=model.device).manual_seed(cfg.seed + 2)
         subset = Dataset(x=reference, y=None if test.y is None else test.y[ref_idx], name=test.name, kind=test.kind,
                          num_classes=test.num_classes, modes=test.modes, mode_std=test.mode_std)
+        report.rows += _model_metric_rows(model, mdl_names, subset, model_options, n, cfg)
+    return report
+
+
+def _extractor_for(cfg: EvalConfig, test: Dataset) -> F.FeatureExtractor:
+    """The feature extractor cfg names, or the default one for the test split's data."""
+    name = cfg.extractor or F.default_extractor(test.name, test.kind, tuple(test.x.shape[1:]))
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    return F.get_extractor(name, weights=cfg.extractor_weights or None, device=device)
+
+
+def _measure_features(extractor: F.FeatureExtractor, feat_names: list[str], cfg: EvalConfig, reference: torch.Tensor,
+                      floor_x: torch.Tensor, samples: Callable[[int], Iterator[torch.Tensor]] | None, n: int,
+                      values: dict, floors: dict, kept: list[torch.Tensor] | None) -> None:
+    """The feature metrics: the test features against the floor's (into `floors`, when cfg.floor or
+    no samples) and against the samples' (into `values`); the samples pass into `kept` on their way
+    when it is a list (the sample metrics need them)."""
+    want_probs = "is" in feat_names
+    ref = extract_rows(extractor, reference, cfg.work_batch(), "features: test", want_probs, cfg.progress)
+    if cfg.floor or samples is None:
+        fl = extract_rows(extractor, floor_x, cfg.work_batch(), "features: train", want_probs, cfg.progress)
+        floors.update(feature_metrics(ref, fl, feat_names, extractor, cfg))
+    if samples is not None:
+        def tee(it):
+            for x in it:
+                if kept is not None:
+                    kept.append(x)
+                yield x
+
+        gen = extract_share(extractor, tee(samples(cfg.work_batch())), n, "features: samples", want_probs,
+                                  progress=False)    # this rank's share of the samples, all features gathered
+        values.update(feature_metrics(ref, gen, feat_names, extractor, cfg))
+
+
+def _model_metric_rows(model: GenerativeModel, names: list[str], subset: Dataset, model_options: Any, n: int,
+                       cfg: EvalConfig) -> list[MetricRow]:
+    """The rows of the model's own metrics on the test subset, each with a generator seeded by cfg.seed + 2."""
+    rows = []
+    for name in names:
+        g = torch.Generator(device=model.device).manual_seed(cfg.seed + 2)
         results = model.evaluate(name, subset, model_options, n=n, batch_size=cfg.work_batch(), k=cfg.k,
                                  generator=g, progress=cfg.progress)
-        for key, v in results.items():
-            report.rows.append(MetricRow(f"{name}:{key}" if key != name else name, float(v)))
-    return report
+        rows += [MetricRow(f"{name}:{key}" if key != name else name, float(v)) for key, v in results.items()]
+    return rows

@@ -99,7 +99,7 @@ def save_classifier(model: DigitClassifier, card: ClassifierCard, weights: Path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     write_bytes(weights, save(state, metadata={"dataset": card.dataset, "num_classes": str(card.num_classes)}))
     card_path = weights.with_suffix(".json")
-    write_text(card_path, json.dumps(card.__dict__, indent=2) + "\n")
+    write_text(card_path, json.dumps(card.__dict__, indent=2, allow_nan=False) + "\n")
     return card_path
 
 

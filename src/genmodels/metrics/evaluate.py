@@ -25,6 +25,8 @@ from genmodels.metrics import features as F
 from genmodels.metrics.frechet import frechet_distance_features
 from genmodels.metrics.inception_score import inception_score
 from genmodels.metrics.kid import kernel_inception_distance
+from genmodels.metrics.modes import mode_coverage
+from genmodels.metrics.parzen import images_to_unit, parzen_log_likelihood
 from genmodels.metrics.prdc import precision_recall_density_coverage
 
 FEATURE_METRICS = {
@@ -136,8 +138,6 @@ def sample_metrics(samples: torch.Tensor, names: list[str], validation: torch.Te
     if "modes" in names:
         if test.modes is None or test.mode_std is None:
             raise ConfigError(f"metric 'modes' needs a 2-D mixture with known modes; {test.name!r} has none")
-        from genmodels.metrics.modes import mode_coverage
-
         r = mode_coverage(samples, test.modes, test.mode_std)
         out["modes_captured"] = (r["modes_captured"], None)
         out["high_quality"] = (r["high_quality"], None)
@@ -146,8 +146,6 @@ def sample_metrics(samples: torch.Tensor, names: list[str], validation: torch.Te
         if test.kind != "image":
             raise ConfigError("metric 'parzen' is defined for images (pixels in [0, 1]); "
                               "use 'modes' or 'fd' for points")
-        from genmodels.metrics.parzen import images_to_unit, parzen_log_likelihood
-
         r = parzen_log_likelihood(images_to_unit(samples), images_to_unit(reference),
                                   validation=images_to_unit(validation))
         out["parzen_ll"] = (r["mean"], r["stderr"])  # nats per test image, +- standard error

@@ -192,6 +192,13 @@ class GenerativeModel(abc.ABC):
             raise ConfigError(f"{type(self).__name__} has no model-specific metrics (asked for {metric!r})")
         raise choice_error(f"{type(self).__name__} metric", metric, self.metric_names)
 
+    def recommended_sample_options(self) -> dict[str, Any]:
+        """{field: value} of `sample_options` that a new run records as its sampling defaults (the
+        [sample] table of config.toml, copied to a zoo card on export): the sampler and steps that
+        measured best per network evaluation for this kind of data. Default: none (the dataclass's
+        defaults, e.g. DDPM's Algorithm 4.2)."""
+        return {}
+
     def preview_options(self) -> Any:
         """The sample options (an instance of `sample_options`) of the trainer's periodic sample grids,
         e.g. a few-step solver. Default: the dataclass's defaults."""

@@ -50,6 +50,12 @@ def _ddpm():
     return DDPM, DDPMConfig, DDPMSampleOptions
 
 
+def _flow():
+    from genmodels.models.flow import Flow, FlowConfig, FlowSampleOptions  # lazy: a family loads on first use
+
+    return Flow, FlowConfig, FlowSampleOptions
+
+
 def _gan():
     from genmodels.models.gan import GAN, GANConfig, GANSampleOptions  # lazy: a family loads on first use
 
@@ -70,6 +76,8 @@ def _vae():
 
 MODELS: dict[str, ModelEntry] = {
     "ddpm": ModelEntry("ddpm", "denoising diffusion probabilistic model (Ho et al. 2020; seed section 4)", _ddpm),
+    "flow": ModelEntry("flow", "flow matching / rectified flow on the linear path, exact likelihood, reflow "
+                       "(Lipman et al. 2023; Liu et al. 2023)", _flow),
     "gan": ModelEntry("gan", "generative adversarial network, Algorithm 2.1 (Goodfellow et al. 2014; seed section 2)",
                       _gan),
     "infogan": ModelEntry("infogan", "InfoGAN with categorical/continuous codes (Chen et al. 2016; seed section 3)",

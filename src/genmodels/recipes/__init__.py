@@ -55,6 +55,10 @@ def parse_recipe(name: str, text: str) -> Recipe:
     if "out" in doc:
         raise ConfigError(f"{source}: a recipe must not set out (the run directory is the user's)")
     config = RunConfig.from_dict(doc, source)
+    try:        # a value out of its range is the recipe's, named as such
+        config.validate()
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
     comments = []
     for line in text.splitlines():
         if not line.startswith("#"):

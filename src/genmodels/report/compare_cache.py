@@ -2,14 +2,20 @@
 measures only that model's row.
 
 A row's numbers depend only on what goes into them: the weights (their SHA-256, not the source's
-path or name), the training step and EMA choice, the family's sampling options, every setting of
-the comparison, the data set's preparation, the metrics asked for, the precision the machine
-samples in, and the versions of genmodels and PyTorch. `row_key` hashes exactly these into the
-row's file name, so a row comes back from the cache only when a fresh evaluation would repeat it
-(each row's sampling generator is seeded by the comparison's seed, whatever the other rows).
-The real-data floor is kept the same way, keyed by the data set and the settings. A cached file
-that cannot be read, or whose stored key parts differ from the ones asked for, is measured anew
-and written over; the cache is never the only copy of anything.
+path or name), the training step and EMA choice, the sampling options the row is drawn with (the
+options instance actually used: the family's defaults, the run's or zoo card's own, then the
+user's), every setting of the comparison, the content of the data (a digest of its examples, not
+its name or path) and its preparation, the metrics asked for, the precision the machine samples
+in, and the versions of genmodels and PyTorch. `row_key` hashes exactly these into the row's file
+name, so a row comes back from the cache only when a fresh evaluation would repeat it (each row's
+sampling generator is seeded by the comparison's seed, whatever the other rows). The real-data
+floor is kept the same way, keyed by the data and the settings.
+
+Reading the cache never raises: a file that cannot be read, whose stored key parts differ from the
+ones asked for, or whose payload does not have the payload's fields and types (`FloorPayload`,
+`RowPayload`, checked by `config_fields.check_record`) is reported on stderr, measured anew and
+written over. A payload holding a non-finite number is not kept (JSON is written strictly); the
+cache is never the only copy of anything.
 """
 
 from __future__ import annotations
@@ -18,27 +24,46 @@ import dataclasses
 import hashlib
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genmodels.atomic import make_folder, write_text
+from genmodels.config_fields import check_record
 from genmodels.version import __version__
 
 FORMAT = 2   # 2: payloads keep the evaluation's order of metrics (1 sorted them, and the columns with them)
 IGNORED_SETTINGS = ("progress",)   # changes no number
 
 
-def weights_digest(model) -> str:
-    """SHA-256 of every tensor of the model's networks (name, dtype, shape and bytes), in name order."""
-    h = hashlib.sha256()
-    for net_name, module in sorted(model.modules().items()):
-        for name, tensor in sorted(module.state_dict().items()):
-            t = tensor.detach().cpu().contiguous()
-            h.update(f"{net_name}.{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())   # 0-dim buffers too (BatchNorm counts)
-    return h.hexdigest()
+@dataclass
+class MetricValue:
+    """One figure of a row: its value and standard deviation (None where there is none)."""
+
+    value: float | None
+    std: float | None = None
+
+
+@dataclass
+class FloorPayload:
+    """What the cache keeps of the real-data floor."""
+
+    metrics: dict[str, MetricValue]
+    extractor: str
+    n_reference: int
+    n_floor: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RowPayload:
+    """What the cache keeps of one source's row."""
+
+    metrics: dict[str, MetricValue]
+    notes: list[str] = field(default_factory=list)
+    n_likelihood: int = 0
 
 
 def settings_parts(cfg) -> dict[str, Any]:
@@ -72,29 +97,36 @@ class RowCache:
         assert self.folder is not None
         return self.folder / f"{key}.json"
 
-    def get(self, parts: dict[str, Any]) -> dict[str, Any] | None:
-        """The stored payload of the row with these key parts, or None (nothing stored, or a file that
-        does not read back as one: reported on stderr, then measured anew)."""
+    def get(self, parts: dict[str, Any], payload_cls: type = RowPayload) -> dict[str, Any] | None:
+        """The stored payload of the row with these key parts, or None: nothing stored, or a file that
+        does not read back as a row whose payload has the fields and types of `payload_cls` (reported
+        on stderr, then measured anew). Never raises."""
         if self.folder is None:
             return None
         path = self._path(row_key(parts))
-        if not path.exists():
-            return None
         try:
-            stored = json.loads(path.read_text())
-            if stored.get("parts") != _as_stored(parts):
+            if not path.exists():
+                return None
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(stored, dict) or stored.get("parts") != _as_stored(parts):
                 raise ValueError("its key parts differ from the row's")
+            check_record(stored.get("payload"), payload_cls, "payload")
             payload = stored["payload"]
-            if not isinstance(payload, dict):
-                raise ValueError("no payload")
-        except (OSError, ValueError, KeyError, AttributeError) as e:
+        except (OSError, ValueError, TypeError, RecursionError) as e:   # ConfigError is a ValueError
             print(f"genmodels compare: cached row {path} is unusable ({e}); measuring it again", file=sys.stderr)
             return None
         self.hits += 1
         return payload
 
     def put(self, parts: dict[str, Any], payload: dict[str, Any]) -> None:
+        """Keep a row (written atomically, strict JSON); a payload holding a non-finite number is not
+        kept, so that it is measured again rather than recorded as NaN."""
         if self.folder is None:
             return
         record = {"parts": _as_stored(parts), "payload": payload}
-        write_text(self._path(row_key(parts)), json.dumps(record, indent=1))   # unsorted: the columns follow it
+        try:
+            text = json.dumps(record, indent=1, allow_nan=False)   # unsorted: the columns follow it
+        except ValueError:
+            print(f"genmodels compare: a row holds a non-finite number; not kept in {self.folder}", file=sys.stderr)
+            return
+        write_text(self._path(row_key(parts)), text)

@@ -10,6 +10,7 @@ from genmodels.data.dataset import Dataset, Split
 from genmodels.data.latents import PREFIX, Encoder, TrainedVae
 from genmodels.data.load import load, load_config
 from genmodels.errors import ConfigError
+from genmodels.run.digest import weights_digest
 from genmodels.run.load import load_run
 
 
@@ -27,7 +28,8 @@ def read_vae(run_path: str) -> TrainedVae:
         return load(data.name, split, image_size=data.image_size, channels=data.channels,
                     binarize=data.binarize, limit=data.limit if split == "train" else 0, seed=seed)
 
-    return TrainedVae(vae=cast(Encoder, loaded.model), step=loaded.step, images=images)   # a VAE: it has encode()
+    return TrainedVae(vae=cast(Encoder, loaded.model), step=loaded.step, sha256=weights_digest(loaded.model),
+                      images=images)   # a VAE: it has encode()
 
 
 def load_data(name_or_path: str | os.PathLike, split: Split = "train", **options) -> Dataset:

@@ -7,6 +7,9 @@
       checkpoints/latest.pt    (and step_XXXXXXX.pt every trainer.keep_every steps; genmodels.run.checkpoint)
       samples/step_XXXXXXX.png the trainer's periodic sample grids
       views/NAME.png           the family's own pictures (genmodels.report.views)
+      ema/step_XXXXXXX.safetensors  the power-function EMAs at each checkpoint (trainer.ema_sigma_rels;
+                               genmodels.training.posthoc_ema), rebuilt at another width by `genmodels ema`
+      checkpoints/posthoc_sigmaS_step_XXXXXXX.pt  a checkpoint whose EMA is such a rebuilt average
       report.html              the page of `genmodels report` (genmodels.report)
       eval.json                `genmodels evaluate RUN_DIR --json > RUN_DIR/eval.json`, shown by the report
       tensorboard/             event files, when tensorboard is installed
@@ -31,6 +34,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest.pt"
 SAMPLES = "samples"
 VIEWS = "views"
+EMA_SNAPSHOTS = "ema"
 REPORT = "report.html"
 EVAL = "eval.json"
 TENSORBOARD = "tensorboard"
@@ -54,6 +58,7 @@ class RunDir:
         self.latest = self.checkpoints / LATEST
         self.samples = self.path / SAMPLES
         self.views = self.path / VIEWS
+        self.ema_snapshots = self.path / EMA_SNAPSHOTS
         self.report = self.path / REPORT
         self.eval = self.path / EVAL
         self.tensorboard = self.path / TENSORBOARD
@@ -62,6 +67,12 @@ class RunDir:
     def checkpoint_at(self, step: int) -> Path:
         return self.checkpoints / step_name(step, ".pt")
 
+    def ema_snapshot_at(self, step: int) -> Path:
+        return self.ema_snapshots / step_name(step, ".safetensors")
+
+    def posthoc_checkpoint(self, sigma_rel: float, step: int) -> Path:
+        return self.checkpoints / step_name(step, ".pt").replace("step_", f"posthoc_sigma{sigma_rel:g}_step_")
+
     def sample_at(self, step: int) -> Path:
         return self.samples / step_name(step, ".png")
 
@@ -69,7 +80,7 @@ class RunDir:
         """Delete the half-written temporaries a crash or a kill during a write left behind (in the run
         folder, checkpoints/, samples/ and views/; never a finished file, nor one being written now)."""
 
-        for folder in (self.path, self.checkpoints, self.samples, self.views):
+        for folder in (self.path, self.checkpoints, self.samples, self.views, self.ema_snapshots):
             remove_stale_temporaries(folder)
 
     def write_config(self, config: RunConfig, spec: DataSpec) -> None:

@@ -67,7 +67,7 @@ class LoadedRun:
     step: int
     ema: bool = False           # whether EMA weights were swapped in
     path: Path | None = None    # the checkpoint read
-    sample_defaults: dict = field(default_factory=dict)   # a zoo entry's sample options (its card's); flags override
+    sample_defaults: dict = field(default_factory=dict)   # the run's [sample] table or a zoo card's; flags override
     # the networks whose weights were read, when not all of model.modules() (a zoo entry exported with
     # `--networks sampling`; the others keep their fresh initialisation); None: every network
     networks: tuple[str, ...] | None = None
@@ -112,4 +112,5 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", ema: bool 
         used_ema = bool(shadow)
     for m in modules.values():
         m.eval()
-    return LoadedRun(model=model, config=config, spec=spec, step=int(ckpt["step"]), ema=used_ema, path=path)
+    return LoadedRun(model=model, config=config, spec=spec, step=int(ckpt["step"]), ema=used_ema, path=path,
+                     sample_defaults=dict(config.sample))

@@ -3,7 +3,8 @@
 `genmodels sample`, `evaluate`, `compare` and `zoo export` take a family's sampling options (the
 fields of its `sample_options` dataclass) from the same layers, each later one winning:
 
-    the dataclass defaults  <  a zoo entry's card (`LoadedRun.sample_defaults`)  <  what the user gave
+    the dataclass defaults  <  the run's [sample] table or a zoo entry's card (`LoadedRun.sample_defaults`)
+                            <  what the user gave
 
 What the user gave is typed flags (`--sampler dpm++ --steps 20`) or their text alias
 `--sample-option KEY=VALUE` (`parse_pairs`), both {field: text}. `build_sample_options` applies
@@ -25,7 +26,7 @@ from genmodels.errors import ConfigError
 from genmodels.run.load import LoadedRun
 
 ALIAS = "--sample-option"        # the KEY=VALUE spelling of a sample option on every command
-CARD_LAYER = "the zoo entry's sample options"
+CARD_LAYER = "the zoo entry's sample options"   # a run's [sample] table is checked when config.toml is read
 USER_LAYER = "sample option"
 EVALUATE_LAYER = "evaluate option"
 
@@ -55,10 +56,22 @@ def build_sample_options(options_cls: type, *layers: tuple[Mapping[str, Any], st
 
 
 def run_sample_options(loaded: LoadedRun, given: Mapping[str, Any] | None = None) -> Any:
-    """The options instance a loaded run samples with: its family's defaults, the zoo entry's
-    (for zoo:NAME), then `given` ({field: value or text} from the command line)."""
-    return build_sample_options(loaded.model.sample_options, (loaded.sample_defaults, CARD_LAYER),
-                                (given or {}, USER_LAYER))
+    """The options instance a loaded run samples with: its family's defaults, the run's [sample] table
+    or the zoo entry's card, then `given` ({field: value or text} from the command line). The run's or
+    card's defaults are one setting: naming another sampler than theirs drops them all (their steps
+    belong to their sampler: `--sampler ancestral` is Algorithm 4.2 with its own default steps)."""
+    return layered_sample_options(loaded.model.sample_options, loaded.sample_defaults, given)
+
+
+def layered_sample_options(options_cls: type, sample_defaults: Mapping[str, Any],
+                           given: Mapping[str, Any] | None = None) -> Any:
+    """`run_sample_options` before the weights are read: the instance of `options_cls` over a source's
+    `sample_defaults` (its run's [sample] table or its zoo card's, `genmodels.sources.SourceRecord`)."""
+    defaults = dict(sample_defaults)
+    given = dict(given or {})
+    if "sampler" in given and "sampler" in defaults and str(given["sampler"]) != str(defaults["sampler"]):
+        defaults = {}
+    return build_sample_options(options_cls, (defaults, CARD_LAYER), (given, USER_LAYER))
 
 
 def evaluate_options(options_cls: type, given: Mapping[str, Any] | None = None) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ from genmodels.atomic import atomic_file
 from genmodels.errors import ConfigError, DataError
 from genmodels.models.base import GenerativeModel
 from genmodels.run.model_size import format_bytes, memory_bytes
+from genmodels.sampling.seeds import batch_randomness
+from genmodels.viz import save_grid, save_scatter
 
 OUTPUT_SUFFIXES = (".png", ".npy")
 
@@ -56,13 +58,15 @@ class SamplingStats:
 def sample_batches(model: GenerativeModel, n: int, batch_size: int, generator: torch.Generator,
                    spec_shape: tuple[int, ...], options: Any = None, progress: bool = True, clamp: bool = True,
                    context: Callable[[], AbstractContextManager] = torch.inference_mode,
-                   stats: SamplingStats | None = None) -> Iterator[torch.Tensor]:
+                   stats: SamplingStats | None = None, seeds: Sequence[int] | None = None) -> Iterator[torch.Tensor]:
     """Yield n samples from the model in batches (B, *spec_shape) on the CPU, with a progress bar
     showing the sampling throughput; images are clamped to [-1, 1] (`clamp`). `options`: an
     instance of the model's sample options (None: its defaults).
     Each batch is drawn inside `context()` (`plan.inference`: no autograd, the run's precision;
     default torch.inference_mode); `stats`, when given, collects n, the seconds spent sampling and
-    the batch size."""
+    the batch size. `seeds` (n of them): sample k is drawn from its own generator seeded with
+    seeds[k] (`seeds.PerImageRandomness`; `generator` only stands in), so it is the same at any
+    batch size; None: every batch draws from `generator` in turn."""
     stats = stats if stats is not None else SamplingStats(unit="image" if clamp else "sample")
     stats.batch_size = batch_size
     unit = stats.unit
@@ -70,7 +74,7 @@ def sample_batches(model: GenerativeModel, n: int, batch_size: int, generator: t
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
             began = time.perf_counter()
-            with context():
+            with context(), batch_randomness(generator, seeds, start, b):
                 x = model.sample(b, options, generator=generator)
                 x = x.detach().cpu()                     # on the CPU: the device's work is finished
             stats.seconds += time.perf_counter() - began
@@ -89,8 +93,6 @@ def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "",
     """Save samples (n, C, H, W) in [-1, 1] or points (n, D) to a .png or .npy file; `nrow` images
     per row in a grid (None = near-square). A .npy holds float32: images (n, C, H, W) in [0, 1],
     points (n, D) in data coordinates."""
-    from genmodels.viz import save_grid, save_scatter  # imported here: matplotlib is slow to import
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
@@ -108,11 +110,15 @@ def write_samples(x: torch.Tensor, path: str | Path, kind: str, title: str = "",
     return save_scatter(x[:, :2], path, title=title)
 
 
-def check_sample_memory(n: int, shape: tuple[int, ...]) -> None:
-    """ConfigError when n float32 samples of `shape` (the array the command returns) would not fit
-    in this machine's memory, before any is drawn."""
+def check_sample_memory(n: int, shape: tuple[int, ...], flag: str = "--n", what: str = "samples",
+                        given: int | None = None) -> None:
+    """ConfigError naming `flag` when n float32 `what` of `shape` (the array the command returns or
+    keeps) would not fit in this machine's memory, before any is drawn (`given`: the option's value
+    when n is computed from it): the one bound of every
+    command's counts (`sample --n`, `evaluate --n`, `compare --n`, the likelihoods' --k)."""
     need = 4 * n * math.prod(shape)
     have = memory_bytes(torch.device("cpu"))
     if have is not None and need > have:
-        raise ConfigError(f"--n {n}: {n} samples of shape {tuple(shape)} need {format_bytes(need)}, more than this "
-                          f"machine's {format_bytes(have)} of memory; draw fewer per call")
+        raise ConfigError(f"{flag} {n if given is None else given}: {n} {what} of shape {tuple(shape)} need "
+                          f"{format_bytes(need)}, more than this machine's {format_bytes(have)} of memory; "
+                          f"ask for fewer")

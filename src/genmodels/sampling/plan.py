@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ from genmodels.models.base import GenerativeModel
 from genmodels.run import LoadedRun
 from genmodels.run.model_size import memory_bytes
 from genmodels.training.context import autocast
-from genmodels.training.hardware import check_precision, resolve_precision
+from genmodels.training.hardware import check_precision, emulated_precision, resolve_precision
 
 BATCH_CAP = 1000     # the most samples per automatic batch of `genmodels sample` on an accelerator
 # on a CPU, larger batches than this only add page faults: 1,000 DPM-Solver++-20 samples of zoo:ddpm-mnist on one
@@ -174,9 +175,12 @@ def sampling_plan(loaded: LoadedRun, options: Any, n: int, *, precision: Samplin
                   batch_size: int | None = None, cap: int) -> SamplingPlan:
     """The plan for n samples of `loaded` with `options` (its sample-options instance): the precision
     of `sampling_precision`, and `batch_size`, or (None) the automatic one of at most `cap`, measured
-    in that precision."""
+    in that precision. A precision the CPU emulates is named on stderr with its expected cost."""
     device = loaded.model.device
     chosen, why = sampling_precision(precision, loaded.config.trainer.precision, device)
+    warning = emulated_precision(chosen, device)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     context = functools.partial(inference, chosen, device)
     if batch_size is None:
         batch_size = sampling_batch_size(loaded.model, options, n, cap, context)

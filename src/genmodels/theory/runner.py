@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from genmodels.theory import diffusion_claims, feller, gan_claims, markov
+from genmodels.theory import diffusion_claims, feller, flow_claims, gan_claims, markov
 from genmodels.theory.check import Check
 
 LEARNED_V = 0.5   # the learned-variance checks: Sigma_t = sqrt(beta_t beta~_t) (Nichol & Dhariwal eq. 15)
@@ -27,6 +27,10 @@ def checks(plots_dir: str | os.PathLike | None = None, seed: int = 0) -> list[tu
         ("theorem8-learned", lambda: [diffusion_claims.check_theorem8_bound(seed=seed, v=LEARNED_V),
                                       diffusion_claims.check_theorem8_loglik(seed=seed, v=LEARNED_V)]),
         ("remark7", lambda: diffusion_claims.check_remark7(seed=seed, plots_dir=p)),
+        ("flow-gaussian", lambda: [flow_claims.check_gaussian_marginals(seed=seed),
+                                   flow_claims.check_gaussian_likelihood(seed=seed),
+                                   flow_claims.check_trained_field(seed=seed)]),
+        ("flow-mixture", lambda: flow_claims.check_mixture_transport(seed=seed)),
     ]
 
 

@@ -37,7 +37,7 @@ FACTORIES = ("randn", "rand", "randint", "normal")
 PARAMETERISED = ("bernoulli", "normal", "poisson", "binomial")
 
 
-def _size_of(name: str, args: tuple, kwargs: dict) -> tuple[tuple | None, str | int | None]:
+def size_of(name: str, args: tuple, kwargs: dict) -> tuple[tuple | None, str | int | None]:
     """(size, where it is) of a factory call: where is "kw", a positional index, or "star"."""
     if "size" in kwargs:
         return tuple(kwargs["size"]), "kw"
@@ -82,7 +82,7 @@ class GlobalBatchRandomness(TorchFunctionMode):
         if name.endswith("_") and args and isinstance(args[0], torch.Tensor):
             return self._inplace(func, args, kwargs)
         if name in FACTORIES:
-            size, where = _size_of(name, args, kwargs)
+            size, where = size_of(name, args, kwargs)
             if size is not None:
                 return self._factory(func, args, kwargs, size, where)
         if name in PARAMETERISED:

@@ -20,6 +20,7 @@ when the machine is shared, pass --threads 1.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from genmodels.training import distributed
 
 CPUINFO = Path("/proc/cpuinfo")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+EMULATED_BF16_SLOWDOWN = 7.7   # bf16 / fp32 sampling time measured on an AVX2 CPU without native bf16
 
 
 def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
@@ -87,21 +89,54 @@ def rank_batch(trainer: TrainerConfig, info: distributed.DistInfo) -> int:
     return m_local
 
 
+def emulated_precision(precision: str, device: torch.device, flags: set[str] | None = None) -> str | None:
+    """A one-line warning when `precision` (resolved) runs emulated on `device`, with its expected
+    cost: bf16 on a CPU without AVX512-BF16/AMX; None when it runs natively."""
+    if precision == "bf16" and torch.device(device).type == "cpu" and not cpu_has_fast_bf16(flags):
+        return (f"genmodels: warning: bf16 on this CPU is emulated (no AVX512-BF16/AMX): expect it to run about "
+                f"{EMULATED_BF16_SLOWDOWN:g}x slower than fp32 (measured for sampling on an AVX2 CPU); "
+                f"precision fp32 is faster here")
+    return None
+
+
 def check_machine(trainer: TrainerConfig, device: torch.device, info: distributed.DistInfo) -> None:
     """The trainer settings that depend on this machine and process group, checked before a run
     directory is created or its config.toml written: the precision (auto resolved) on `device`
-    and the batch shared out over the ranks and micro-batches."""
-    check_precision(resolve_precision(trainer.precision, device)[0], device)
+    and the batch shared out over the ranks and micro-batches. A precision the CPU emulates and
+    more threads than usable cores are warned about (one line each, on stderr)."""
+    precision = resolve_precision(trainer.precision, device)[0]
+    check_precision(precision, device)
     rank_batch(trainer, info)
+    warnings = [emulated_precision(precision, device), threads_warning(trainer.threads, "trainer.threads")]
+    for line in filter(None, warnings):
+        if info.is_main:
+            print(line, file=sys.stderr, flush=True)
+
+
+def threads_warning(threads: int, flag: str) -> str | None:
+    """A one-line warning when `threads` is more than this process may use (it is capped)."""
+    cores = usable_cores()
+    if threads > cores:
+        return f"genmodels: warning: {flag} {threads} is more than the {cores} usable core(s); using {cores}"
+    return None
 
 
 def resolve_threads(threads: int, local_world_size: int = 1, cores: int | None = None) -> int:
-    """Intra-op threads for one process: `threads` if positive, else the cores shared out among
-    the `local_world_size` processes on this machine (at least 1)."""
+    """Intra-op threads for one process: `threads` if positive (capped at the usable cores: more
+    threads than cores only wait on each other), else the cores shared out among the
+    `local_world_size` processes on this machine (at least 1)."""
     if threads > 0:
-        return threads
+        return min(threads, cores or usable_cores())
     cores = cores or _physical_cores()
     return max(1, cores // max(1, local_world_size))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _physical_cores() -> int:

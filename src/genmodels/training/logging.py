@@ -41,7 +41,7 @@ class MetricsLogger:
         self.writer = self._tensorboard(resume_step) if tensorboard else None
 
     def _rewrite(self, records: list[dict]) -> None:
-        write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
+        write_text(self.path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in records))
 
     def _tensorboard(self, resume_step: int | None):
         try:
@@ -58,7 +58,7 @@ class MetricsLogger:
     def log(self, step: int, values: dict[str, float], **extra) -> None:
         """Write one record {step, **extra, **values} and flush it."""
         record = {"step": step, **extra, **{k: _json_value(float(v)) for k, v in values.items()}}
-        self.file.append(json.dumps(record))
+        self.file.append(json.dumps(record, allow_nan=False))
         self._remember(record)
         if self.writer is not None:
             for k, v in values.items():
@@ -66,7 +66,7 @@ class MetricsLogger:
 
     def event(self, step: int, event: str, **details: str) -> None:
         """Write one event record {step, event, **details} (strings, so no curve plots them)."""
-        self.file.append(json.dumps({"step": step, "event": event, **details}))
+        self.file.append(json.dumps({"step": step, "event": event, **details}, allow_nan=False))
 
     def save_curves(self, path: str | Path | None = None) -> Path | None:
         """Plot every logged series against the step (`losses.png`); None if nothing was logged."""

@@ -20,11 +20,19 @@ inner products are the exact sums over steps of the discrete weights above).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
+from genmodels.atomic import write_bytes
+from genmodels.errors import CheckpointError
+from genmodels.run.checkpoint import load_checkpoint, save_atomic
+from genmodels.run.layout import RunDir
 
 
 def sigma_rel_to_gamma(sigma_rel: float) -> float:
@@ -77,6 +85,13 @@ def reconstruction_error(snapshots: Sequence[tuple[int, float]], step: int, sigm
     return float(np.linalg.norm(x @ basis - target) / np.linalg.norm(target))
 
 
+def flat_state(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """The floating-point entries of the networks' state dicts as {"network/entry": tensor} (integer
+    buffers are not averaged: a rebuilt average takes them from the checkpoint)."""
+    return {f"{name}/{k}": v for name, m in modules.items() for k, v in m.state_dict().items()
+            if v.is_floating_point()}
+
+
 class PowerEMA:
     """Power-function EMAs of a set of tensors, one per sigma_rel. `update(step, tensors)` after each
     optimiser step (step counts from 1); `averages[sigma_rel]` holds the current averages, in float32."""
@@ -93,6 +108,51 @@ class PowerEMA:
             for k, v in tensors.items():
                 avg[k].lerp_(v.detach().float(), 1.0 - b)
 
+    def state_dict(self) -> dict:
+        """For the checkpoint (tensors and plain data): {"sigma_rels": [...], "averages": {str(s): {...}}}."""
+        return {"sigma_rels": list(self.sigma_rels), "averages": {repr(s): dict(a) for s, a in self.averages.items()}}
+
+    def load_state_dict(self, state: Mapping) -> None:  # noqa: D102
+        if [float(s) for s in state["sigma_rels"]] != list(self.sigma_rels):
+            raise KeyError(f"stored sigma_rels {state['sigma_rels']} are not the run's {list(self.sigma_rels)}")
+        for s in self.sigma_rels:
+            stored = state["averages"][repr(s)]
+            for k, v in self.averages[s].items():
+                v.copy_(stored[k])
+
+    def write_snapshot(self, path: Path, step: int) -> Path:
+        """The averages at `step` as one safetensors file (tensors "SIGMA_REL:network/entry", metadata
+        step and sigma_rels), written atomically."""
+        from safetensors.torch import save  # lazy: safetensors, for weights files only
+
+        tensors = {f"{s!r}:{k}": v.contiguous() for s, a in self.averages.items() for k, v in a.items()}
+        meta = {"step": str(step), "sigma_rels": json.dumps(list(self.sigma_rels))}
+        return write_bytes(path, save(tensors, metadata=meta))
+
+
+def read_snapshots(folder: Path) -> list[tuple[int, float, dict[str, torch.Tensor]]]:
+    """Every stored average in `folder` (RUN_DIR/ema) as (step, gamma, tensors), sorted by step; a file
+    that cannot be read is a CheckpointError naming it (safetensors: tensors only, no unpickling)."""
+    from safetensors import SafetensorError, safe_open  # lazy: safetensors, for weights files only
+
+    out = []
+    for path in sorted(folder.glob("step_*.safetensors")):
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle)
+            step, sigma_rels = int(meta["step"]), [float(s) for s in json.loads(meta["sigma_rels"])]
+        except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{path}: not a readable post-hoc EMA snapshot ({e})") from None
+        for s in sigma_rels:
+            prefix = f"{s!r}:"
+            out.append((step, sigma_rel_to_gamma(s), {k[len(prefix):]: v for k, v in tensors.items()
+                                                      if k.startswith(prefix)}))
+    if not out:
+        raise CheckpointError(f"{folder}: no post-hoc EMA snapshots (train with trainer.ema_sigma_rels, e.g. "
+                              f"--set trainer.ema_sigma_rels=0.05,0.1)")
+    return sorted(out, key=lambda snap: snap[0])
+
 
 def reconstruct(snapshots: Sequence[tuple[int, float, Mapping[str, torch.Tensor]]], step: int,
                 sigma_rel: float) -> dict[str, torch.Tensor]:
@@ -101,3 +161,37 @@ def reconstruct(snapshots: Sequence[tuple[int, float, Mapping[str, torch.Tensor]
     names = snapshots[0][2].keys()
     return {k: sum(float(c) * snap[2][k].double() for c, snap in zip(x, snapshots, strict=True)).float()
             for k in names}
+
+
+def posthoc_checkpoint(run_dir: str | Path, sigma_rel: float, step: int | None = None) -> Path:
+    """Rebuild the power-function EMA of `sigma_rel` at `step` (None: the last stored step) from a run's
+    snapshots (RUN_DIR/ema) and write it as RUN_DIR/checkpoints/posthoc_sigmaS_step_XXXXXXX.pt: the latest
+    checkpoint with its EMA replaced by the rebuilt average (integer buffers from the latest weights),
+    so that `sample` / `evaluate` / `zoo export` read it with `--checkpoint`. Only snapshots up to
+    `step` are used. Returns the path."""
+    run = RunDir(run_dir)
+    snaps = read_snapshots(run.ema_snapshots)
+    last = snaps[-1][0]
+    step = last if step is None else step
+    used = [snap for snap in snaps if snap[0] <= step]
+    if not used or step > last:
+        raise CheckpointError(f"{run.ema_snapshots}: snapshots cover steps {snaps[0][0]}..{last}; cannot rebuild "
+                              f"the average at step {step}")
+    sigma_rel_to_gamma(sigma_rel)                     # ValueError for a width out of range
+    rebuilt = reconstruct(used, step, sigma_rel)
+    ckpt = load_checkpoint(run.latest)
+    shadow: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in rebuilt.items():
+        name, _, entry = key.partition("/")
+        shadow.setdefault(name, {})[entry] = value
+    for name, entries in shadow.items():
+        for k, v in ckpt["modules"][name].items():
+            if k not in entries:                      # integer buffers (counters) as trained
+                entries[k] = v
+            else:
+                entries[k] = entries[k].to(v.dtype)
+    ckpt["ema"] = {"decay": 0.0, "warmup": False, "num_updates": step, "shadow": shadow}
+    ckpt["posthoc_ema"] = {"sigma_rel": float(sigma_rel), "step": int(step), "snapshots": len(used),
+                           "relative_error": reconstruction_error([(s, g) for s, g, _ in used], step, sigma_rel)}
+    ckpt["step"] = int(step)
+    return save_atomic(ckpt, run.posthoc_checkpoint(sigma_rel, step))

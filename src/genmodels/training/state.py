@@ -18,6 +18,7 @@ from genmodels.run.checkpoint import FORMAT, FORMAT_VERSION, load_modules, load_
 from genmodels.training.context import TrainContext
 from genmodels.training.data_stream import DataStream
 from genmodels.training.ema import EMA
+from genmodels.training.posthoc_ema import PowerEMA
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrainingState:
     ctx: TrainContext                            # the step context (AMP scalers)
     generator: torch.Generator                   # the `step` stream train_step draws from
     step: int = 0                                # completed optimisation steps
+    power_ema: PowerEMA | None = None            # power-function EMAs of ema_modules (trainer.ema_sigma_rels)
 
     def save(self, header: dict, global_rng: torch.Tensor | None) -> dict:
         """The checkpoint: `header` (model name and config, data spec, seed) and everything to resume
@@ -44,6 +46,7 @@ class TrainingState:
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            **({"power_ema": self.power_ema.state_dict()} if self.power_ema is not None else {}),
             "scalers": self.ctx.scaler_states(self.optimizers),
             "data": self.stream.state_dict(),
             "rng": {"step": self.generator.get_state(), "global": global_rng},
@@ -61,6 +64,11 @@ class TrainingState:
                 self.ema.load_state_dict(ckpt["ema"])
             except (KeyError, RuntimeError) as e:
                 raise CheckpointError(f"{path}: EMA does not match the model: {e}") from None
+        if self.power_ema is not None:
+            try:
+                self.power_ema.load_state_dict(ckpt["power_ema"])
+            except (KeyError, RuntimeError) as e:
+                raise CheckpointError(f"{path}: power-function EMAs do not match trainer.ema_sigma_rels: {e}") from None
         self.ctx.load_scaler_states(self.optimizers, ckpt.get("scalers", {}))
         self.stream.load_state_dict(ckpt["data"])
         self.generator.set_state(ckpt["rng"]["step"])

@@ -54,6 +54,7 @@ from genmodels.training.health import Health
 from genmodels.training.identity import check_resume
 from genmodels.training.logging import MetricsLogger
 from genmodels.training.lr_schedule import lr_factor, set_learning_rates
+from genmodels.training.posthoc_ema import PowerEMA, flat_state
 from genmodels.training.prepare import prepare_modules, sync_batchnorm
 from genmodels.training.read_points import host_values, read_points
 from genmodels.training.run_lock import run_writer
@@ -207,16 +208,17 @@ class Trainer:
         if par.enabled and device.type == "cuda":
             sync_batchnorm(modules)
         prepare_modules(modules, cfg.channels_last, cfg.compile)
-        ema_modules = model.ema_modules() if cfg.ema_decay > 0 else {}
+        ema_modules = model.ema_modules() if cfg.ema_decay > 0 or cfg.ema_sigma_rels else {}
         stream = DataStream(dataset, cfg.batch_size, make_generator(seed, "data"), device, rank=par.rank,
                             world_size=par.world_size, channels_last=cfg.channels_last)
         step_generator = make_generator(seed, "step", device)
         ctx = TrainContext(device=device, generator=step_generator, precision=cfg.precision,
                            grad_clip=cfg.grad_clip, next_batch=stream.next, dist=par, accumulate=cfg.accumulate,
                            health=Health(device), bucket_mb=cfg.grad_bucket_mb, compression=cfg.grad_compression)
-        ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules else None
+        ema = EMA(ema_modules, cfg.ema_decay, cfg.ema_warmup) if ema_modules and cfg.ema_decay > 0 else None
+        power = PowerEMA(cfg.ema_sigma_rels, flat_state(ema_modules)) if cfg.ema_sigma_rels else None
         return TrainingState(modules=modules, optimizers=optimizers, ema_modules=ema_modules, ema=ema, stream=stream,
-                             ctx=ctx, generator=step_generator)
+                             ctx=ctx, generator=step_generator, power_ema=power)
 
     def _open_loop(self, dataset: Dataset, step: int, *, resumed: bool, par: distributed.DistInfo) -> _Loop:
         """The loop's bookkeeping from `step`: the metrics logger (rank 0), the progress bar, the clocks."""
@@ -250,6 +252,8 @@ class Trainer:
                 distributed.average_buffers(state.modules, par.world_size)
             if state.ema is not None:
                 state.ema.update(state.ema_modules)
+            if state.power_ema is not None:                # Karras et al. 2024: steps count from 1
+                state.power_ema.update(state.step + 1, flat_state(state.ema_modules))
             state.step += 1
             loop.bar.update(1)
             stop = self.stop.requested(device) and state.step < loop.total  # the same on every rank
@@ -337,6 +341,8 @@ class Trainer:
                   "spec": spec.to_dict(), "seed": self.config.seed}
         checkpoint = state.save(header, global_rng_state(device))
         save_atomic(checkpoint, self.run.latest)
+        if state.power_ema is not None:                    # the averages post-hoc EMA is rebuilt from
+            state.power_ema.write_snapshot(self.run.ema_snapshot_at(state.step), state.step)
         if keep:
             save_atomic(checkpoint, self.run.checkpoint_at(state.step))
 

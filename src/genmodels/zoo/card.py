@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from genmodels.atomic import write_text
-from genmodels.config import RunConfig, upgrade_saved_model_table
+from genmodels.config import RunConfig, checked_sample_table, upgrade_saved_model_table
+from genmodels.config_fields import check_record, require
 from genmodels.data.dataset import DataSpec
 from genmodels.errors import CheckpointError, ConfigError, choice_error
 
@@ -27,6 +30,42 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 RESERVED = ("export",)          # `genmodels zoo export ...` is the export command
 CARD_KEYS = ("name", "family", "data", "step", "params", "dtype", "ema", "sha256", "size_bytes", "train_cpu_minutes",
              "recipe", "commands", "metrics", "note", "config")
+DTYPES = ("fp32", "bf16", "fp16")   # the dtypes an entry's weights are stored in (`genmodels.zoo.weights`)
+MetricRecord = dict[str, float | str | None]   # {value, std, n_samples, dataset, extractor, real_floor, ...}
+
+
+@dataclass
+class CardFields:
+    """The fields of a card.json and their types, read by `config_fields.check_record` (types,
+    finite numbers) and `validate` (ranges): every card read or written is checked against them."""
+
+    name: str
+    family: str
+    data: str
+    step: int
+    params: int
+    dtype: str
+    ema: bool
+    sha256: str
+    size_bytes: int
+    train_cpu_minutes: float | None
+    recipe: str | None
+    commands: dict[str, str]
+    metrics: dict[str, MetricRecord | float]
+    note: str | None
+    config: dict[str, Any]
+    networks: list[str] | None = None
+    sample_options: dict[str, Any] | None = field(default_factory=dict)
+
+    def validate(self) -> None:
+        require(NAME_PATTERN.fullmatch(self.name) is not None, f"name {self.name!r} is not an entry name")
+        for key in ("step", "params", "size_bytes"):
+            require(getattr(self, key) >= 0, f"{key} must be >= 0, got {getattr(self, key)}")
+        require(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        require(re.fullmatch(r"[0-9a-f]{64}", self.sha256) is not None,
+                f"sha256 must be 64 hexadecimal digits, got {self.sha256!r}")
+        require(self.train_cpu_minutes is None or self.train_cpu_minutes >= 0,
+                f"train_cpu_minutes must be >= 0, got {self.train_cpu_minutes}")
 
 
 def default_root() -> Path:
@@ -48,10 +87,13 @@ def check_name(name: str) -> str:
 
 
 def zoo_names(root: str | Path | None = None) -> list[str]:
-    """The names of the entries (folders holding a card.json), sorted; [] for an empty zoo."""
+    """The names of the entries (folders holding a card.json), sorted; [] for an empty zoo.
+    ConfigError for a zoo root that is not a folder (a mistyped --zoo-root is not an empty zoo)."""
     folder = zoo_root(root)
     if not folder.is_dir():
-        return []
+        if root is None:
+            return []
+        raise ConfigError(f"zoo root {folder}: {'not a folder' if folder.exists() else 'no such folder'}")
     return sorted(p.name for p in folder.iterdir()
                   if p.is_dir() and NAME_PATTERN.fullmatch(p.name) and (p / CARD).is_file())
 
@@ -99,6 +141,7 @@ def read_card(path: Path) -> dict:
                                      and len(set(networks)) == len(networks)):
         raise CheckpointError(f"{path}: the card's networks must be a list of distinct network names, "
                               f"got {networks!r}")
+    check_card(card, path)
     return card
 
 
@@ -140,6 +183,20 @@ def zoo_config(name: str, root: str | Path | None = None) -> tuple[RunConfig, Da
     return card_config(read_card(path), str(path))
 
 
+def check_card(card: dict, path: Path) -> None:
+    """CheckpointError naming the file and the field unless `card` has the fields of `CardFields` with
+    their types and ranges, and sample options its family's sampling accepts (the entry's defaults,
+    blamed on the card rather than on the command line that samples it)."""
+    try:
+        check_record(card, CardFields, str(path))
+        if card.get("sample_options"):
+            checked_sample_table(card["family"], card["sample_options"], f"{path}: sample_options")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def write_card(path: Path, card: dict) -> None:
-    """Write a card.json atomically (a reader finds the old card or the new one, never half of one)."""
-    write_text(path, json.dumps(card, indent=2) + "\n")
+    """Write a card.json atomically (a reader finds the old card or the new one, never half of one),
+    checked first (`check_card`: no non-finite number is recorded) and as strict JSON."""
+    check_card(card, path)
+    write_text(path, json.dumps(card, indent=2, allow_nan=False) + "\n")

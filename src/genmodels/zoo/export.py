@@ -14,7 +14,7 @@ from genmodels.config import RunConfig, dataclass_to_dict
 from genmodels.errors import ConfigError, choice_error
 from genmodels.models.registry import get_model
 from genmodels.recipes import load_recipe
-from genmodels.run import RunDir, load_run
+from genmodels.run import LoadedRun, RunDir, load_run
 from genmodels.run.metrics_file import training_cpu_minutes
 from genmodels.run.sample_options import USER_LAYER, build_sample_options
 from genmodels.version import __version__
@@ -46,7 +46,8 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     from the config when none is given), `metrics` and `note`. Both files are written atomically
     (weights first: a reader between the two writes finds a hash mismatch, never a silent mix).
     `sample_options` ({field: value} of the family's sample options, e.g. a 20-step solver for a
-    DDPM) become the entry's defaults for `genmodels sample` / `evaluate` (flags override them).
+    DDPM) over the run's own [sample] table become the entry's defaults for `genmodels sample` /
+    `evaluate` (flags override them).
     An existing entry is replaced only with overwrite=True."""
     _check_export_options(name, dtype, networks, recipe)
     root = zoo_root(dest)
@@ -54,20 +55,33 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     if (folder / CARD).exists() and not overwrite:
         raise ConfigError(f"zoo entry {name!r} already exists in {root}; pass --force (overwrite=True) to replace it")
     loaded = load_run(run_dir, device="cpu", ema=True)
-    sample_options = checked_sample_options(loaded.config.model_name, sample_options or {})
+    sample_options = checked_sample_options(loaded.config.model_name,               # the run's [sample] table,
+                                            {**loaded.sample_defaults, **(sample_options or {})})  # then flags
     if loaded.spec.latent is not None:
         raise ConfigError(f"{run_dir}: a model of VAE latents needs its VAE run to decode its samples; the zoo holds "
                           f"self-contained models only")
     modules = stored_modules(loaded.model, networks)
     tensors = W.flatten(modules, dtype)
     data = W.encode(tensors, {"name": name, "family": loaded.config.model_name, "dtype": dtype})
-    tables = loaded.config.to_dict()
-    tables.pop("out", None)                                    # the run's folder is the user's, not the model's
-    tables["spec"] = loaded.spec.to_dict()
     minutes = training_cpu_minutes(RunDir(run_dir).metrics)
     all_commands = {"train": train_command(loaded.config, recipe),
                     "export": _export_command(name, dtype, recipe, networks), **(commands or {})}
-    card = {
+    card = _card(loaded, name, dtype, modules, data, minutes, recipe, all_commands, metrics, sample_options, note)
+    make_folder(folder)
+    write_bytes(folder / WEIGHTS, data)
+    write_card(folder / CARD, card)
+    return folder
+
+
+def _card(loaded: LoadedRun, name: str, dtype: str, modules: dict[str, torch.nn.Module], data: bytes,
+          minutes: float | None, recipe: str | None, commands: dict[str, str], metrics: dict | None,
+          sample_options: dict, note: str) -> dict:
+    """The card.json of an entry exported from `loaded` (CARD_KEYS and the format tags); `data`: its
+    weights file's bytes, `minutes` the run's training CPU-minutes."""
+    tables = loaded.config.to_dict()
+    tables.pop("out", None)                                    # the run's folder is the user's, not the model's
+    tables["spec"] = loaded.spec.to_dict()
+    return {
         "name": name,
         "family": loaded.config.model_name,
         "data": loaded.config.data.name,
@@ -80,7 +94,7 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
         "size_bytes": len(data),
         "train_cpu_minutes": round(minutes, 3) if minutes is not None else None,
         "recipe": recipe,
-        "commands": all_commands,
+        "commands": commands,
         "metrics": dict(metrics or {}),
         "sample_options": sample_options,
         "note": note,
@@ -89,10 +103,6 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
         "version": CARD_VERSION,
         "genmodels_version": __version__,
     }
-    make_folder(folder)
-    write_bytes(folder / WEIGHTS, data)
-    write_card(folder / CARD, card)
-    return folder
 
 
 def _check_export_options(name: str, dtype: str, networks: str, recipe: str | None) -> None:

@@ -6,16 +6,43 @@ card before they are parsed (CheckpointError naming the file otherwise).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from genmodels.config import RunConfig
+from genmodels.data.dataset import DataSpec
 from genmodels.run import LoadedRun, build_model
 from genmodels.zoo import weights as W
 from genmodels.zoo.card import CARD, WEIGHTS, card_config, card_networks, entry_dir, read_card
 
 
-def load_zoo(name: str, device: str | torch.device = "cpu", root: str | Path | None = None) -> LoadedRun:
+@dataclass(frozen=True)
+class ZooEntry:
+    """An entry's card as read and parsed once (`read_entry`): its folder, the card, and the run
+    config and data spec of the card's config tables. `load_zoo(..., entry=)` loads from it without
+    reading the card again."""
+
+    name: str
+    folder: Path
+    card: dict
+    config: RunConfig
+    spec: DataSpec
+
+
+def read_entry(name: str, root: str | Path | None = None) -> ZooEntry:
+    """The card of entry `name`, read and parsed (ConfigError for an unknown entry, CheckpointError
+    naming the file for a broken card); no weights are read."""
+    folder = entry_dir(name, root)
+    card_path = folder / CARD
+    card = read_card(card_path)
+    config, spec = card_config(card, str(card_path))
+    return ZooEntry(name=name, folder=folder, card=card, config=config, spec=spec)
+
+
+def load_zoo(name: str, device: str | torch.device = "cpu", root: str | Path | None = None, *,
+             entry: ZooEntry | None = None) -> LoadedRun:
     """The model of entry `name` in eval mode, as a `LoadedRun` (path: its weights file).
 
     The model is built from the card's config with `build_model` (as `load_run` does), then the
@@ -25,11 +52,11 @@ def load_zoo(name: str, device: str | torch.device = "cpu", root: str | Path | N
     and the network otherwise). Tensors stored in a reduced dtype are cast to the model's. `ema`
     is True when the run's EMA weights were exported. An entry of the sampling networks only
     leaves the others at their fresh initialisation and says so in `networks` (the ones read;
-    None when every network was): it samples and evaluates, but cannot start a fine-tuning run."""
-    folder = entry_dir(name, root)
-    card_path, weights_path = folder / CARD, folder / WEIGHTS
-    card = read_card(card_path)
-    config, spec = card_config(card, str(card_path))
+    None when every network was): it samples and evaluates, but cannot start a fine-tuning run.
+    `entry`: the card as `read_entry(name, root)` read it already (None: read it here)."""
+    entry = entry if entry is not None else read_entry(name, root)
+    card, config, spec = entry.card, entry.config, entry.spec
+    card_path, weights_path = entry.folder / CARD, entry.folder / WEIGHTS
     data = W.read_verified(weights_path, card["sha256"])       # before anything is parsed
     tensors, _ = W.decode(data, weights_path)
     device = torch.device(device)

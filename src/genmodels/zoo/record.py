@@ -6,16 +6,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genmodels.config_fields import check_type
 from genmodels.errors import ConfigError
-from genmodels.zoo.card import CARD, entry_dir, read_card, write_card
+from genmodels.zoo.card import CARD, MetricRecord, entry_dir, read_card, write_card
 
 
 def read_metrics_file(path: str | Path, entry: str | None = None) -> dict:
     """Metrics for a card from a JSON file: the output of `genmodels evaluate --json` (its
     "metrics" table of {value, std, real_floor, ...}, with the sample count, data set and
     feature extractor added to each), the output of `genmodels compare --json` (the row of
-    zoo:`entry`, with its real-data floor), or a plain {name: number} table. ConfigError naming the file."""
+    zoo:`entry`, with its real-data floor), or a plain {name: number} table. ConfigError naming the
+    file, and the field for a value of the wrong type or a non-finite number (NaN and Infinity are
+    never recorded)."""
     path = Path(path)
+    metrics = _read_metrics(path, entry)
+    for name, record in metrics.items():
+        check_type(record, MetricRecord, f"{path}: {name}")
+    return metrics
+
+
+def _read_metrics(path: Path, entry: str | None) -> dict:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

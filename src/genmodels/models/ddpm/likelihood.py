@@ -99,27 +99,13 @@ def nll(model: TrainedDenoiser, data: Dataset, *, n: int = 256, batch_size: int 
     sums: dict[str, float] = {}                          # nats summed over examples, in model space
     extra: dict[str, float] = {}
     if "bound" in names:
-        for x0 in batches:
-            terms = bound_terms(model.eps_fn, model.sched, x0, variance=model.variance, decoder=model.decoder,
-                                generator=generator, num_timesteps=num_timesteps)       # seed eq. 4.10
-            for key, v in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(v.sum())
+        sums.update(_bound_nats(model, batches, generator, num_timesteps))
     if "is" in names:
-        for x0 in batches:
-            log_p = log_likelihood_is(model.eps_fn, model.sched, x0, num_trajectories=k, variance=model.variance,
-                                      decoder=model.decoder, generator=generator,
-                                      chunk=max(1, batch_size // len(x0)))              # seed eq. 4.8
-            sums["is"] = sums.get("is", 0.0) - float(log_p.sum())
+        sums["is"] = _is_nats(model, batches, generator, k, batch_size)
         extra["is_k"] = float(k)
     if "ode" in names:
-        nfe = 0
-        for x0 in batches:
-            xq = dequantise(x0, generator) if model.is_image else x0
-            result = ode_log_likelihood(model.ode_eps_fn, model.sched, xq, trace=ode_trace, probes=ode_probes,
-                                        probe=ode_probe, rtol=ode_rtol, atol=ode_atol, generator=generator)
-            dequant = D * math.log(2.0 / 255.0) if model.is_image else 0.0          # + D log w (bin width)
-            sums["ode"] = sums.get("ode", 0.0) - float((result.log_p + dequant).sum())
-            nfe += result.nfe
+        sums["ode"], nfe = _ode_nats(model, batches, generator, D, trace=ode_trace, probes=ode_probes,
+                                     probe=ode_probe, rtol=ode_rtol, atol=ode_atol)
         extra["ode_nfe"] = nfe / len(batches)
     count = len(x)
     if model.is_image:
@@ -132,4 +118,44 @@ def nll(model: TrainedDenoiser, data: Dataset, *, n: int = 256, batch_size: int 
     out.update(extra)
     out["n"] = float(count)
     return out
+
+
+def _bound_nats(model: TrainedDenoiser, batches: list[torch.Tensor], generator: torch.Generator | None,
+                num_timesteps: int | None) -> dict[str, float]:
+    """The Theorem 8 bound's terms (seed eq. 4.10), nats summed over the examples of `batches` (model space)."""
+    sums: dict[str, float] = {}
+    for x0 in batches:
+        terms = bound_terms(model.eps_fn, model.sched, x0, variance=model.variance, decoder=model.decoder,
+                            generator=generator, num_timesteps=num_timesteps)       # seed eq. 4.10
+        for key, v in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(v.sum())
+    return sums
+
+
+def _is_nats(model: TrainedDenoiser, batches: list[torch.Tensor], generator: torch.Generator | None, k: int,
+             batch_size: int) -> float:
+    """-log p_theta(x_0) by seed eq. 4.8 with k trajectories per example, nats summed over `batches`."""
+    total = 0.0
+    for x0 in batches:
+        log_p = log_likelihood_is(model.eps_fn, model.sched, x0, num_trajectories=k, variance=model.variance,
+                                  decoder=model.decoder, generator=generator,
+                                  chunk=max(1, batch_size // len(x0)))              # seed eq. 4.8
+        total = total - float(log_p.sum())
+    return total
+
+
+def _ode_nats(model: TrainedDenoiser, batches: list[torch.Tensor], generator: torch.Generator | None, D: int, *,
+              trace: str, probes: int, probe: str, rtol: float, atol: float) -> tuple[float, int]:
+    """(-log p_theta(x_0) by the probability-flow ODE, nats summed over `batches`; the solver's drift
+    evaluations, summed over the batches). Images (D values each) are dequantised uniformly within
+    their 8-bit bins."""
+    total, nfe = 0.0, 0
+    for x0 in batches:
+        xq = dequantise(x0, generator) if model.is_image else x0
+        result = ode_log_likelihood(model.ode_eps_fn, model.sched, xq, trace=trace, probes=probes,
+                                    probe=probe, rtol=rtol, atol=atol, generator=generator)
+        dequant = D * math.log(2.0 / 255.0) if model.is_image else 0.0          # + D log w (bin width)
+        total = total - float((result.log_p + dequant).sum())
+        nfe += result.nfe
+    return total, nfe
 

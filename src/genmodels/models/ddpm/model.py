@@ -28,39 +28,14 @@ from genmodels.models.base import VIEW_FRAMES, GenerativeModel
 from genmodels.models.ddpm.config import DDPMConfig, DDPMSampleOptions
 from genmodels.models.ddpm.likelihood import DDPMEvaluateOptions, TrainedDenoiser, nll
 from genmodels.models.optim import adam
+from genmodels.models.standardiser import Standardiser
 from genmodels.nets.denoiser_mlp import DenoiserMLP
 from genmodels.nets.unet import UNet
 
-
-class _Standardiser(nn.Module):
-    """Per-dimension shift and scale of points data, fixed from the first training batch so
-    that the data has roughly unit variance for the N(0, I) prior. Images pass through."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.register_buffer("shift", torch.zeros(dim))
-        self.register_buffer("scale", torch.ones(dim))
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        self._fitted: bool | None = False      # `fitted` on the host; None: read it once (after a load)
-        self.register_load_state_dict_post_hook(_forget_fitted)
-
-    def is_fitted(self) -> bool:
-        """Whether shift and scale are fixed: one host read after a load, none otherwise."""
-        if self._fitted is None:
-            self._fitted = bool(self.fitted)
-        return self._fitted
-
-    @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> None:  # noqa: D102
-        if not self.is_fitted() and x.shape[0] > 1:
-            self.shift.copy_(x.mean(0))
-            self.scale.copy_(x.std(0).clamp(min=1e-6))
-            self.fitted.fill_(True)
-            self._fitted = True
-
-
-def _forget_fitted(module: _Standardiser, incompatible_keys) -> None:
-    module._fitted = None
+# FD-mnist at n = 1,000 (bench/ddpm_study.py, docs/ddpm.md "Quality per CPU-minute"): after 5 CPU-minutes of
+# the image defaults DPM-Solver++(2M) at 20 steps and Euler-ancestral at 50 measured 75.5 and 76.4, so the
+# 20-step solver gives the same quality for 40% of the network evaluations.
+RECOMMENDED_IMAGE_SAMPLING = {"sampler": "dpm++", "steps": 20}
 
 
 class DDPM(GenerativeModel):
@@ -80,6 +55,9 @@ class DDPM(GenerativeModel):
         net_kind = config.net if config.net != "auto" else ("unet" if self.is_image else "mlp")
         if net_kind == "unet" and not self.is_image:
             raise ConfigError("model.net = unet needs image data; this data set holds points (use mlp or auto)")
+        if net_kind == "mlp" and self.is_image:
+            raise ConfigError(f"model.net = mlp needs points data; this data set holds images of shape "
+                              f"{tuple(spec.shape)} (use unet or auto)")
         if config.class_conditional and spec.num_classes < 1:
             raise ConfigError("model.class_conditional needs labelled data; this data set has no classes")
         num_classes = spec.num_classes if config.class_conditional else 0
@@ -97,7 +75,7 @@ class DDPM(GenerativeModel):
                                    octaves=config.mlp_octaves, out_dim=out_factor * spec.dim)
         self.net.to(self.device)
         self.variance = "learned" if config.learn_sigma else config.variance   # Remark 7 or N&D eq. 15
-        self.standardiser = _Standardiser(1 if self.is_image else spec.dim).to(self.device)
+        self.standardiser = Standardiser(1 if self.is_image else spec.dim).to(self.device)
         self.t_sampler = (ImportanceTimestepSampler(config.T).to(self.device) if config.t_sampler == "importance"
                           else None)
         self.opt = adam(self.net.parameters(), lr=config.lr)
@@ -234,8 +212,18 @@ class DDPM(GenerativeModel):
 
     def preview_options(self) -> DDPMSampleOptions:
         """The trainer's periodic sample grids: DPM-Solver++(2M) with 20 steps instead of the T
-        network evaluations of Algorithm 4.2 (`genmodels sample` defaults stay ancestral)."""
+        network evaluations of Algorithm 4.2."""
         return DDPMSampleOptions(sampler="dpm++", steps=20)
+
+    def recommended_sample_options(self) -> dict:
+        """A new image run's sampling defaults ([sample] in config.toml): RECOMMENDED_IMAGE_SAMPLING,
+        the sampler and steps that measured best per network evaluation on MNIST (docs/ddpm.md, "Quality
+        per CPU-minute"). Points keep Algorithm 4.2, with which the 2-D targets were measured; both stay
+        available by name (`--sampler ancestral`)."""
+        if not self.is_image:
+            return {}
+        steps = RECOMMENDED_IMAGE_SAMPLING.get("steps")
+        return {**RECOMMENDED_IMAGE_SAMPLING, **({"steps": min(int(steps), self.sched.T)} if steps else {})}
 
     def sample(self, n: int, options: DDPMSampleOptions | None = None, *, generator: torch.Generator | None = None,
                callback=None) -> torch.Tensor:

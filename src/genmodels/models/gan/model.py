@@ -27,6 +27,7 @@ from genmodels.models.gan.step import discriminator_step, fresh_minibatches, mea
 from genmodels.models.optim import adam, sgd
 from genmodels.nets.dcgan import SIZES, DCGANDiscriminator, DCGANGenerator
 from genmodels.nets.gan_mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator, goodfellow2014_generator
+from genmodels.viz import draw_decision_surface, image_to_tensor
 
 REFERENCE_POINTS = 2000   # real 2-D points kept (from the first minibatches) to draw under the samples
 
@@ -260,8 +261,6 @@ class GAN(GenerativeModel):
     def views(self, generator: torch.Generator | None = None, data: Dataset | None = None) -> dict[str, torch.Tensor]:
         """For 2-D points: {"decision_surface": (1, 3, H, W) in [-1, 1]}, the picture of
         `decision_surface(generator, data)` (drawn by `genmodels.viz`). Other data: {}."""
-        from genmodels.viz import draw_decision_surface, image_to_tensor
-
         surface = self.decision_surface(generator, data)
         if surface is None:
             return {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm import tqdm
 
 from genmodels.data import dynamic_binarize
 from genmodels.data.dataset import Dataset, DataSpec
@@ -169,7 +170,6 @@ class VAE(GenerativeModel):
             batch_size = min(batch_size or IWAE_ROWS, max(1, IWAE_ROWS // min(chunk, k)))
         starts = range(0, len(x_all), batch_size)
         if progress:
-            from tqdm import tqdm
             starts = tqdm(starts, desc=f"vae {metric}", unit="batch")
         sums = {"elbo": 0.0, "rec": 0.0, "kl": 0.0, "bound": 0.0}
         for i in starts:
