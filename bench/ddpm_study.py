@@ -190,26 +190,40 @@ def cmd_report(args: argparse.Namespace) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6.5, 4))
+        fig, ax = plt.subplots(figsize=(8, 5))
         series: dict[tuple, list[dict]] = {}
         for r in rows:
             if not args.sampler or f"{r['sampler']}-{r['steps_sampler']}" == args.sampler:
                 series.setdefault((r["candidate"], r["precision"], r["sampler"], r["steps_sampler"]), []).append(r)
+        markers = {"dpm++": "o", "euler-ancestral": "^"}
         for (name, precision, sampler, nfe), rs in sorted(series.items()):
-            if len(rs) < 2 and not args.points:
-                continue
             rs.sort(key=lambda r: r["cpu_min"])
-            ax.plot([r["cpu_min"] for r in rs], [r["fd"] for r in rs], "o-",
-                    label=f"{name} {precision} {sampler}-{nfe}")
+            x, y = [r["cpu_min"] for r in rs], [r["fd"] for r in rs]
+            if len(rs) >= 2:        # a candidate measured at several budgets: its time-to-quality curve
+                ax.plot(x, y, marker=markers.get(sampler, "s"), label=f"{name} {precision} {sampler}-{nfe}")
+            elif args.points:       # one budget: a labelled point, grey
+                ax.plot(x, y, marker=markers.get(sampler, "s"), color="0.6", ls="none", ms=4)
+                if sampler == "euler-ancestral" or not any(k[0] == name and k[2] == "euler-ancestral" for k in series):
+                    ax.annotate(name, (x[0], y[0]), fontsize=6, xytext=(4, 0), textcoords="offset points",
+                                color="0.35", va="center")
         floor = rows[0]["floor"]
-        ax.axhline(floor, color="k", ls="--", lw=1, label=f"real-data floor (n = {rows[0]['n']})")
+        ax.axhline(floor, color="k", ls="--", lw=1, label=f"real-data floor (n = {rows[0]['n']:,})")
         ax.axhline(1.5 * floor, color="grey", ls=":", lw=1, label="1.5 x floor")
+        ax.axhline(3 * floor, color="grey", ls="-.", lw=1, label="3 x floor")
         ax.set_xlabel("training CPU-minutes (one thread)")
         ax.set_ylabel(f"FD-mnist (n = {rows[0]['n']:,})")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
-        ax.set_title(f"DDPM on MNIST: time to quality ({rows[0]['cpu']})", fontsize=9)
+        from matplotlib.ticker import ScalarFormatter
+
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.set_xticks([t for t in (1, 2, 3, 5, 10, 20, 30, 60, 120) if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter("")
+        ax.legend(fontsize=7, loc="upper right")
+        what = "grey: candidates at one budget (o DPM-Solver++ 20, ^ Euler-ancestral 50)" if args.points else ""
+        ax.set_title(f"DDPM on MNIST: time to quality ({rows[0]['cpu']}, {rows[0]['precision']})\n{what}", fontsize=9)
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
 

@@ -58,6 +58,7 @@ def genmodels(argv: list[str]) -> tuple[float, str]:
 
 def cmd_run(args: argparse.Namespace) -> None:
     train, sample, run_dir = readme_commands()
+    as_written = {"train_argv": list(train), "sample_argv": list(sample)}   # what the README shows, for the test
     out = Path(args.out)
     if out.exists():
         raise SystemExit(f"{out} exists; name a new folder")
@@ -77,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> None:
            "s_per_step": round(train_s / steps, 3), "sample_s": round(sample_s, 1),
            "fd": round(metrics["FD-mnist"]["value"], 1), "floor": round(metrics["FD-mnist"]["real_floor"], 1),
            "precision_prdc": metrics["precision"]["value"], "recall_prdc": metrics["recall"]["value"],
-           "date": time.strftime("%Y-%m-%d")}
+           "date": time.strftime("%Y-%m-%d"), **as_written}
     rows = json.loads(ROWS.read_text()) if ROWS.is_file() else []
     rows = [r for r in rows if (r["cpu"], r["precision"]) != (row["cpu"], row["precision"])] + [row]
     ROWS.parent.mkdir(parents=True, exist_ok=True)

@@ -286,3 +286,17 @@ def test_train_reflow_and_evaluate_through_the_command_line(tmp_path, capsys):
     assert "straightness" in capsys.readouterr().out
     assert main(["sample", str(second), "--n", "6", "--sampler", "euler", "--steps", "2",
                  "--out", str(tmp_path / "s.npy")]) == 0
+
+
+def test_compare_reads_the_flow_likelihood():
+    """`genmodels compare` puts the flow's ODE likelihood in its likelihood column (the DDPM's bound first
+    when a row has both)."""
+    from genmodels.report.compare import likelihood_of
+
+    flow = {"nll:bpd_ode": {"value": 1.25}, "nll:ode_nfe": {"value": 300.0}}
+    assert likelihood_of(flow, 1)["value"] == 1.25 and likelihood_of(flow, 1)["unit"] == "bits/dim"
+    points = {"nll:nats_per_dim_ode": {"value": -0.5}}
+    assert likelihood_of(points, 1)["unit"] == "nats/dim"
+    both = {**flow, "nll:bpd_total": {"value": 2.0}}
+    assert likelihood_of(both, 1)["value"] == 2.0
+    assert likelihood_of({"nll:ode_nfe": {"value": 3.0}}, 1) is None

@@ -60,6 +60,12 @@ def test_cli_rebuilds_picks_and_the_checkpoint_samples(run, tmp_path):
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)         # two widths, two sets of weights
     out = tmp_path / "s.npy"
     assert main(["sample", str(run), "--checkpoint", str(ckpt), "--n", "4", "--out", str(out)]) == 0
+    # --sample-option reaches the FD: another sampler, another figure; a bad option is refused
+    assert main(["ema", str(run), "--sigma-rel", "0.03", "--pick", "--n", "64", "--extractor", "raw",
+                 "--sample-option", "sampler=ddim", "--sample-option", "steps=5"]) == 0
+    other = json.loads((RunDir(run).ema_snapshots / "best.json").read_text())
+    assert other["sigma_rel"] == 0.03 and (best["sigma_rel"] != 0.03 or other["value"] != best["value"])
+    assert main(["ema", str(run), "--sigma-rel", "0.03", "--pick", "--sample-option", "sampler=nope"]) == 2
     assert main(["ema", str(run), "--sigma-rel", "0.5"]) == 2
     assert main(["ema", str(run), "--sigma-rel", "0.05", "--step", "999"]) == 2
 

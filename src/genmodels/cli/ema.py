@@ -4,8 +4,8 @@ stores its power-function EMAs at every checkpoint (RUN_DIR/ema/); this rebuilds
 relative width sigma_rel asked for, at step N (default: the last stored), as a checkpoint
 RUN_DIR/checkpoints/posthoc_sigmaS_step_XXXXXXX.pt that `sample`, `evaluate` and `zoo export` read with
 `--checkpoint`. With --pick each is measured by `genmodels evaluate` (FD against the held-out test
-split, with the run's sampling defaults, --n samples), the table is printed and the best one is
-recorded in RUN_DIR/ema/best.json.
+split, with the run's sampling defaults or --sample-option KEY=VALUE, --n samples), the table is
+printed and the best one is recorded in RUN_DIR/ema/best.json.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from genmodels.atomic import write_text
 from genmodels.config import MAX_SIGMA_REL
 from genmodels.errors import ConfigError
 from genmodels.run import RunDir
+from genmodels.run.sample_options import ALIAS, parse_pairs
 from genmodels.training.posthoc_ema import posthoc_checkpoint
 
 MAX_N = 100_000
@@ -49,6 +50,9 @@ def register(subparsers) -> None:
     p.add_argument("--extractor", default="", metavar="NAME",
                    help="feature extractor of the FD with --pick, as `genmodels evaluate --extractor` (default: the "
                         "data set's)")
+    p.add_argument(ALIAS, action="append", default=[], metavar="KEY=VALUE",
+                   help="a sampling option of the FD with --pick, over the run's recorded defaults, as `genmodels "
+                        "evaluate --sample-option` (repeatable; default: none)")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=run)
 
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         row: dict = {"sigma_rel": s, "checkpoint": str(path)}
         if args.pick:
             report = evaluate(args.run_dir, checkpoint=path, metrics="fd", n=args.n, seed=args.seed,
-                              extractor=args.extractor)
+                              extractor=args.extractor, sample_options=parse_pairs(args.sample_option) or None)
             name, value = next((r.name, r.value) for r in report.rows if r.name.startswith("FD"))
             row.update(metric=name, value=value, floor=next(r.floor for r in report.rows if r.name == name))
         rows.append(row)

@@ -17,7 +17,14 @@ import math
 
 import torch
 
-from genmodels.diffusion.gaussian import Variance, normal_kl, q_mean_var, q_sample, split_model_output
+from genmodels.diffusion.gaussian import (
+    Variance,
+    host_float64,
+    normal_kl,
+    q_mean_var,
+    q_sample,
+    split_model_output,
+)
 from genmodels.diffusion.loglik import trajectory_log_weight
 from genmodels.diffusion.losses import Decoder, vlb_term
 from genmodels.diffusion.schedule import NoiseSchedule
@@ -31,8 +38,9 @@ def bits_per_dim(nats: torch.Tensor | float, dim: int) -> torch.Tensor | float:
 
 def prior_term(sched: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
     """L_T = KL(q(x_T | x_0) || N(0, I)) summed over dimensions. x0 (B, ...) -> (B,) nats."""
-    t = torch.full((x0.shape[0],), sched.T, dtype=torch.long, device=x0.device)
-    mean, _, logvar = q_mean_var(sched, x0.double(), t)
+    x0 = host_float64(x0)
+    t = torch.full((x0.shape[0],), sched.T, dtype=torch.long)
+    mean, _, logvar = q_mean_var(sched, x0, t)
     kl = normal_kl(mean, logvar, torch.zeros_like(mean), torch.zeros_like(mean))
     return kl.reshape(x0.shape[0], -1).sum(dim=1)
 
@@ -41,7 +49,7 @@ def prior_term(sched: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
 def bound_terms(eps_fn, sched: NoiseSchedule, x0: torch.Tensor, *, variance: Variance = "beta",
                 decoder: Decoder = "discretized", generator: torch.Generator | None = None,
                 num_timesteps: int | None = None) -> dict[str, torch.Tensor]:
-    """The terms of eq. 4.10 per example, in nats (summed over dimensions), each (B,) float64:
+    """The terms of eq. 4.10 per example, in nats (summed over dimensions), each (B,) float64 on the host:
     "L_T", "L_1:T-1" (= sum_{t=2}^T L_{t-1}), "L_0", "total".
 
     num_timesteps: None evaluates every t = 2..T (T - 1 network calls); k < T - 1 draws k of them
@@ -60,9 +68,9 @@ def bound_terms(eps_fn, sched: NoiseSchedule, x0: torch.Tensor, *, variance: Var
         eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = q_sample(sched, x0, t, eps)
         eps_theta, v = split_model_output(eps_fn(x_t, t))
-        return (vlb_term(sched, x0, x_t, t, eps_theta, variance, decoder, v) * D).double()  # nats
+        return host_float64(vlb_term(sched, x0, x_t, t, eps_theta, variance, decoder, v)) * D  # nats
 
-    mid = torch.zeros(B, dtype=torch.float64, device=x0.device)
+    mid = torch.zeros(B, dtype=torch.float64)
     for t_int in steps.tolist():
         mid += term(t_int)
     out = {"L_T": prior_term(sched, x0), "L_1:T-1": mid * scale, "L_0": term(1)}

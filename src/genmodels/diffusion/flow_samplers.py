@@ -90,9 +90,10 @@ def rk45(velocity: Velocity, x_1: torch.Tensor, *, steps: int | None = None, cal
 
     def drift(t: float, state: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(state).reshape(shape).to(device=x_1.device, dtype=x_1.dtype)
-        return velocity(x, _at(x, t)).double().reshape(-1).cpu().numpy()
+        return velocity(x, _at(x, t)).float().reshape(-1).cpu().numpy().astype(np.float64)   # float64 on the host only
 
-    sol = solve_ivp(drift, (1.0, 0.0), x_1.double().reshape(-1).cpu().numpy(), method="RK45", rtol=rtol, atol=atol)
+    start = x_1.float().reshape(-1).cpu().numpy().astype(np.float64)
+    sol = solve_ivp(drift, (1.0, 0.0), start, method="RK45", rtol=rtol, atol=atol)
     if not sol.success:
         raise GenmodelsError(f"the flow's ODE solver failed: {sol.message}")
     return torch.from_numpy(sol.y[:, -1]).reshape(shape).to(device=x_1.device, dtype=x_1.dtype)

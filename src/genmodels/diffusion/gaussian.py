@@ -22,6 +22,14 @@ Variance = Literal[FixedVariance, "learned"]       # or interpolated by the netw
 VARIANCES = typing.get_args(Variance)
 
 
+def host_float64(x: torch.Tensor) -> torch.Tensor:
+    """x as float64 on the host. Sums and differences that need float64 are taken there, never on
+    the model's device: Apple's MPS has no float64 (docs/scaling.md, "Devices without float64")."""
+    if x.dtype == torch.float64:           # float64 lives on the host already, by this rule
+        return x.detach().cpu()
+    return torch.from_numpy(x.detach().float().cpu().numpy()).double()
+
+
 def q_mean_var(sched: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor):
     """q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  (seed 4.1.1).
 
@@ -159,14 +167,14 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log
     """log P(x) under N(mean, exp(log_scale)^2) integrated over x's 8-bit bin: the L_0 decoder of
     Ho et al. (their eq. 13). x must lie on the 256-level grid in [-1, 1] (bin width 2/255); the
     bins at -1 and +1 extend to -inf and +inf. x, mean, log_scale broadcast; result elementwise,
-    nats, computed in float64 and returned in x's dtype. `log_scale` is the log standard
-    deviation (1/2 log sigma_1^2)."""
-    xd, md = x.double(), mean.double()
-    inv_std = torch.exp(-log_scale.double())
+    nats, computed in float64 on the host (`host_float64`) and returned on x's device in x's dtype.
+    `log_scale` is the log standard deviation (1/2 log sigma_1^2)."""
+    xd, md = host_float64(x), host_float64(mean)
+    inv_std = torch.exp(-host_float64(log_scale))
     upper = inv_std * (xd - md + 1.0 / 255.0)
     lower = inv_std * (xd - md - 1.0 / 255.0)
     log_cdf_upper = torch.special.log_ndtr(upper)           # bin at -1: (-inf, -1 + 1/255]
     log_sf_lower = torch.special.log_ndtr(-lower)           # bin at +1: [1 - 1/255, +inf)
     log_mass = _log_normal_mass(lower, upper)               # interior bins
     out = torch.where(xd < -0.999, log_cdf_upper, torch.where(xd > 0.999, log_sf_lower, log_mass))
-    return out.to(x.dtype)
+    return out.to(x.device, x.dtype)

@@ -21,6 +21,7 @@ from genmodels.diffusion.gaussian import (
     Variance,
     discretized_gaussian_log_likelihood,
     gaussian_log_prob,
+    host_float64,
     p_mean_var,
     q_step_mean_var,
     split_model_output,
@@ -44,21 +45,21 @@ def trajectory_log_weight(eps_fn, sched: NoiseSchedule, x0: torch.Tensor, *, var
     probability mass) or a continuous Gaussian density (`decoder="gaussian"`)."""
     if decoder not in ("discretized", "gaussian"):
         raise choice_error("decoder", decoder, ("discretized", "gaussian"))
-    log_w = torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
+    log_w = torch.zeros(x0.shape[0], dtype=torch.float64)      # on the host (host_float64)
     x_prev = x0
     for t_int in range(1, sched.T + 1):
         t = torch.full((x0.shape[0],), t_int, dtype=torch.long, device=x0.device)
         q_mean, q_var = q_step_mean_var(sched, x_prev, t)                        # seed 4.1.1
         x_t = q_mean + q_var.sqrt() * torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        log_w -= _sum_flat(gaussian_log_prob(x_t, q_mean, torch.log(q_var))).double()
+        log_w -= host_float64(_sum_flat(gaussian_log_prob(x_t, q_mean, torch.log(q_var))))
         eps_theta, v = split_model_output(eps_fn(x_t, t))
         p_mean, _, p_logvar = p_mean_var(sched, eps_theta, x_t, t, variance, v=v)  # Remark 7 / N&D eq. 15
         if t_int == 1 and decoder == "discretized":
-            log_w += _sum_flat(discretized_gaussian_log_likelihood(x_prev, p_mean, 0.5 * p_logvar)).double()
+            log_w += host_float64(_sum_flat(discretized_gaussian_log_likelihood(x_prev, p_mean, 0.5 * p_logvar)))
         else:
-            log_w += _sum_flat(gaussian_log_prob(x_prev, p_mean, p_logvar)).double()
+            log_w += host_float64(_sum_flat(gaussian_log_prob(x_prev, p_mean, p_logvar)))
         x_prev = x_t
-    log_w += _sum_flat(gaussian_log_prob(x_prev, torch.zeros_like(x_prev), torch.zeros_like(x_prev))).double()
+    log_w += host_float64(_sum_flat(gaussian_log_prob(x_prev, torch.zeros_like(x_prev), torch.zeros_like(x_prev))))
     return log_w
 
 

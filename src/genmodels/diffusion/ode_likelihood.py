@@ -46,6 +46,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
+from genmodels.diffusion.gaussian import host_float64
 from genmodels.diffusion.noise_levels import sigma_table, step_at
 from genmodels.diffusion.schedule import NoiseSchedule
 from genmodels.errors import ConfigError, GenmodelsError, choice_error
@@ -78,20 +79,21 @@ def make_probes(shape: tuple[int, ...], probes: int, kind: Probe, generator: tor
 def divergence(f: torch.Tensor, y: torch.Tensor, probes: torch.Tensor | None) -> torch.Tensor:
     """div_y f per example, (B,): exactly (sum over d of d f_d / d y_d, one backward pass per
     dimension) when probes is None, else Hutchinson's mean over probes z of z^T (df/dy) z. f, y
-    (B, ...) with f computed from y per example (no coupling across the batch); probes (P, B, ...)."""
+    (B, ...) with f computed from y per example (no coupling across the batch); probes (P, B, ...).
+    Summed in float64 on the host (`host_float64`: no float64 on the model's device)."""
     B = y.shape[0]
-    out = torch.zeros(B, dtype=torch.float64, device=y.device)
+    out = torch.zeros(B, dtype=torch.float64)
     if probes is None:
         flat = f.reshape(B, -1)
         for d in range(flat.shape[1]):
             (g,) = torch.autograd.grad(flat[:, d].sum(), y, retain_graph=True, allow_unused=True)
             if g is not None:
-                out += g.reshape(B, -1)[:, d].double()
+                out += host_float64(g.reshape(B, -1)[:, d])
         return out
     for z in probes:
         (g,) = torch.autograd.grad((f * z).sum(), y, retain_graph=True, allow_unused=True)   # z^T df/dy
         if g is not None:
-            out += (g * z).reshape(B, -1).sum(dim=1).double()
+            out += host_float64((g * z).reshape(B, -1).sum(dim=1))
     return out / probes.shape[0]
 
 
@@ -131,15 +133,16 @@ def integrate_log_density(f: Callable[[torch.Tensor, float], torch.Tensor], x0: 
             x.requires_grad_(True)
             dx = f(x, t)
             div = divergence(dx, x, z)                                           # -d log p / dt
-        return np.concatenate([dx.detach().double().reshape(-1).cpu().numpy(), div.cpu().numpy()])
+        return np.concatenate([dx.detach().float().reshape(-1).cpu().numpy().astype(np.float64),
+                               div.numpy()])                             # div: float64 on the host already
 
-    start = np.concatenate([x0.detach().double().reshape(-1).cpu().numpy(), np.zeros(B)])
+    start = np.concatenate([x0.detach().float().reshape(-1).cpu().numpy().astype(np.float64), np.zeros(B)])
     sol = solve_ivp(drift, (0.0, t_end), start, method="RK45", rtol=rtol, atol=atol)
     if not sol.success:
         raise GenmodelsError(f"the ODE solver of the log-likelihood failed: {sol.message}")
     end = torch.from_numpy(sol.y[:, -1])
     x_end, integral = end[: B * D].reshape(B, D), end[B * D:]
-    return ODELikelihood(log_p=(log_prior(x_end) + integral).to(x0.device), nfe=int(sol.nfev))
+    return ODELikelihood(log_p=log_prior(x_end) + integral, nfe=int(sol.nfev))     # float64, on the host
 
 
 def standard_normal_log_density(x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +156,7 @@ def ode_log_likelihood(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tens
                        generator: torch.Generator | None = None) -> ODELikelihood:
     """log p_0(x_0) of the probability-flow ODE's model, per example (module docstring).
 
-    eps_fn(x_t (B, ...), t (B,) float64 fractional steps in [0, T]) -> eps_theta (B, ...),
+    eps_fn(x_t (B, ...), t (B,) float64 fractional steps in [0, T] on the host) -> eps_theta (B, ...),
     differentiable in x_t. x0: (B, ...) points in the model's space (for 8-bit images, already
     dequantised). trace: "exact", "hutchinson" (`probes` probes of kind `probe` from `generator`)
     or "auto" (exact up to EXACT_MAX_DIM dimensions). rtol, atol: the solver's tolerances."""
@@ -161,7 +164,7 @@ def ode_log_likelihood(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     sigma_max = float(sigma_table(sched)[-1])
 
     def dy_dsigma(y: torch.Tensor, sigma: float) -> torch.Tensor:
-        t = step_at(sched, torch.full((B,), sigma, dtype=torch.float64, device=x0.device))
+        t = step_at(sched, torch.full((B,), sigma, dtype=torch.float64))        # float64, on the host
         return eps_fn(y / math.sqrt(1.0 + sigma**2), t)                         # dy/dsigma (SPEC section 6)
 
     def log_prior(y_T: torch.Tensor) -> torch.Tensor:                           # x_T = y_T / sqrt(1 + sigma_T^2)

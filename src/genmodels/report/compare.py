@@ -73,13 +73,18 @@ def resolve_metrics(cfg: CompareConfig, kind: str, model_metrics: set[str]) -> t
 
 def likelihood_of(metrics: dict[str, dict], k: int) -> dict[str, Any] | None:
     """The family likelihood among a row's model-metric results, or None: the VAE's 'nll' (IWAE
-    bound, nats per example), the DDPM's 'nll:bpd_total' (Theorem 8 bound, bits/dim; nats/dim on points)."""
+    bound, nats per example), the DDPM's 'nll:bpd_total' (Theorem 8 bound, bits/dim; nats/dim on points),
+    else an ODE likelihood, 'nll:bpd_ode' (the flow family's; nats/dim on points)."""
     if "nll" in metrics:
         return {"value": metrics["nll"]["value"], "unit": "nats",
                 "estimator": f"-(IWAE bound L_k), k = {k} importance samples"}
     for key, unit in (("nll:bpd_total", "bits/dim"), ("nll:nats_per_dim_total", "nats/dim")):
         if key in metrics:
             return {"value": metrics[key]["value"], "unit": unit, "estimator": "the Theorem 8 bound (seed eq. 4.10)"}
+    for key, unit in (("nll:bpd_ode", "bits/dim"), ("nll:nats_per_dim_ode", "nats/dim")):   # the flow family's
+        if key in metrics:
+            return {"value": metrics[key]["value"], "unit": unit,
+                    "estimator": "the ODE's change of variables (Chen et al. 2018), images dequantised"}
     return None
 
 

@@ -32,10 +32,12 @@ from genmodels.models.standardiser import Standardiser
 from genmodels.nets.denoiser_mlp import DenoiserMLP
 from genmodels.nets.unet import UNet
 
-# FD-mnist at n = 1,000 (bench/ddpm_study.py, docs/ddpm.md "Quality per CPU-minute"): after 5 CPU-minutes of
-# the image defaults DPM-Solver++(2M) at 20 steps and Euler-ancestral at 50 measured 75.5 and 76.4, so the
-# 20-step solver gives the same quality for 40% of the network evaluations.
-RECOMMENDED_IMAGE_SAMPLING = {"sampler": "dpm++", "steps": 20}
+# FD-mnist at n = 1,000 (bench/ddpm_study.py, docs/ddpm.md "Quality per CPU-minute"): after 2, 5, 10 and 30
+# CPU-minutes of the image defaults, Euler-ancestral at 50 steps measured 154.0, 76.4, 45.4 and 22.1 against
+# DPM-Solver++(2M)-20's 177.5, 75.5, 50.1 and 28.1; at the same 50 evaluations DPM-Solver++ has converged to the
+# probability-flow ODE (26.1 against Euler-ancestral's 20.1 on zoo:ddpm-mnist, docs/ddpm.md "Quality against
+# cost"): the stochastic sampler corrects the network's errors (Karras et al. 2022, section 4).
+RECOMMENDED_IMAGE_SAMPLING = {"sampler": "euler-ancestral", "steps": 50}
 
 
 class DDPM(GenerativeModel):
@@ -184,15 +186,15 @@ class DDPM(GenerativeModel):
         return denoise
 
     def ode_eps_fn(self):
-        """eps_theta(x_t, t) at fractional steps t (float (B,)) for the probability-flow ODE: the
+        """eps_theta(x_t, t) at fractional steps t (float (B,), on the host) for the probability-flow ODE: the
         network reads t as it is (its time embedding is continuous) and an x_0 or v output is
         converted with abar(t) = 1 / (1 + sigma(t)^2) (`noise_levels.sigma_at`). Differentiable in x_t."""
         c = self.config
 
         def denoise(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            sigma = sigma_at(self.sched, t).reshape(-1, *([1] * (xt.dim() - 1)))
-            alpha_bar = (1.0 / (1.0 + sigma**2)).to(xt.dtype)
-            out, _ = self._split(self._net(xt, t, None, alpha_bar).float())
+            sigma = sigma_at(self.sched, t.cpu()).reshape(-1, *([1] * (xt.dim() - 1)))   # float64 on the host
+            alpha_bar = (1.0 / (1.0 + sigma**2)).to(xt.device, xt.dtype)
+            out, _ = self._split(self._net(xt, t.to(xt.device, torch.float32), None, alpha_bar).float())
             return output_to_eps_at(out, xt, alpha_bar, c.prediction, c.sigma_data)
 
         return denoise

@@ -247,7 +247,7 @@ class Flow(GenerativeModel):
             if self.is_image:      # bits/dim of the discrete data (an upper bound in expectation over u)
                 nll += float(dequantised_bits_per_dim(result.log_p, D).sum())
             else:                  # -log p in data coordinates: + sum_d log scale_d of the standardiser
-                nll += float((torch.log(self.standardiser.scale).sum() - result.log_p).sum()) / D
+                nll += float((float(torch.log(self.standardiser.scale).sum()) - result.log_p).sum()) / D
             nfe, batches = nfe + result.nfe, batches + 1
         key = "bpd_ode" if self.is_image else "nats_per_dim_ode"
         return {key: nll / len(x), "ode_nfe": nfe / max(batches, 1), "n": float(len(x))}
