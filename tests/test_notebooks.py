@@ -46,7 +46,8 @@ def _source(cell: dict) -> str:
 
 def test_tutorial_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
-    for required in ("01_vae.ipynb", "02_gan.ipynb", "03_infogan.ipynb", "04_diffusion.ipynb", "05_compare.ipynb"):
+    for required in ("01_vae.ipynb", "02_gan.ipynb", "03_infogan.ipynb", "04_diffusion.ipynb", "05_compare.ipynb",
+                     "06_flow.ipynb"):
         assert required in names, f"docs/tutorials/{required} is missing"
 
 

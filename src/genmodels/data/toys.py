@@ -8,7 +8,8 @@
 - moons:     two interleaving half circles (sklearn's make_moons), noise std 0.05.
 
 The mixtures pick each component with equal probability; their centres (M, 2) and std are
-returned so that mode coverage can be measured (SPEC section 5); the component index (moons:
+returned so that mode coverage can be measured (the VEEGAN / PacGAN protocol of
+`genmodels.metrics.modes`, docs/metrics.md); the component index (moons:
 0 = upper, 1 = lower half circle) is the label.
 """
 

@@ -4,7 +4,7 @@ Dividing x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps by sqrt(abar_t) gives
 
     y = x_t / sqrt(abar_t) = x_0 + sigma_t eps,   sigma_t = sqrt((1 - abar_t) / abar_t)
 
-(SPEC section 6; Song et al. 2021, DDIM sec. 4.3; Karras et al. 2022, Table 1, "VP"), and
+(Song et al. 2021, DDIM sec. 4.3; Karras et al. 2022, Table 1, "VP"; docs/ddpm.md, "Samplers"), and
 abar_t = 1 / (1 + sigma_t^2). sigma_0 = 0 (abar_0 = 1) and sigma_t increases with t.
 
 - `sigma_table(sched)`: sigma_0 = 0, sigma_1, ..., sigma_T, shape (T + 1,), float64.
@@ -29,7 +29,7 @@ from genmodels.errors import ConfigError
 def sigma_table(sched: NoiseSchedule) -> torch.Tensor:
     """sigma_t = sqrt((1 - abar_t) / abar_t) for t = 0..T (index t holds step t), float64 (T + 1,)."""
     abar = torch.cat([torch.ones(1, dtype=torch.float64), sched.alpha_bar])
-    return ((1.0 - abar) / abar).sqrt()                                  # SPEC section 6: sigma(t)
+    return ((1.0 - abar) / abar).sqrt()                                  # Karras et al. 2022, Table 1: sigma(t)
 
 
 def sigma_at(sched: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:

@@ -4,11 +4,11 @@ generative modeling through stochastic differential equations", sec. 4.3 and App
 In the variables y = x_t / sqrt(abar_t) and sigma = sqrt((1 - abar_t) / abar_t) (`noise_levels.py`)
 the probability-flow ODE of the DDPM's variance-preserving process is
 
-    dy / dsigma = eps_theta(x_t, t(sigma)),   x_t = y / sqrt(1 + sigma^2)          (SPEC section 6)
+    dy / dsigma = eps_theta(x_t, t(sigma)),   x_t = y / sqrt(1 + sigma^2)
 
-(Song, Meng & Ermon 2021, DDIM eq. 14), a deterministic, invertible map from the data y(0) = x_0 to
-y(sigma_T). The instantaneous change of variables (Chen et al. 2018; Song et al. eq. 39) gives
-d log p_sigma(y(sigma)) / dsigma = -div_y eps_theta, so
+(Song, Meng & Ermon 2021, DDIM eq. 14; docs/ddpm.md, "Three likelihood estimates"), a deterministic,
+invertible map from the data y(0) = x_0 to y(sigma_T). The instantaneous change of variables
+(Chen et al. 2018; Song et al. eq. 39) gives d log p_sigma(y(sigma)) / dsigma = -div_y eps_theta, so
 
     log p_0(x_0) = log p_T(y(sigma_T)) + integral_0^{sigma_T} div_y eps_theta(x_t, t(sigma)) dsigma,
 
@@ -165,7 +165,7 @@ def ode_log_likelihood(eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tens
 
     def dy_dsigma(y: torch.Tensor, sigma: float) -> torch.Tensor:
         t = step_at(sched, torch.full((B,), sigma, dtype=torch.float64))        # float64, on the host
-        return eps_fn(y / math.sqrt(1.0 + sigma**2), t)                         # dy/dsigma (SPEC section 6)
+        return eps_fn(y / math.sqrt(1.0 + sigma**2), t)                         # dy/dsigma (DDIM eq. 14)
 
     def log_prior(y_T: torch.Tensor) -> torch.Tensor:                           # x_T = y_T / sqrt(1 + sigma_T^2)
         x_T = y_T / math.sqrt(1.0 + sigma_max**2)
@@ -185,5 +185,6 @@ def dequantise(x0: torch.Tensor, generator: torch.Generator | None, bin_width: f
 
 def dequantised_bits_per_dim(log_p: torch.Tensor, dim: int, bin_width: float = 2.0 / 255.0) -> torch.Tensor:
     """-(log p(x_0 + u) + D log w) / (D ln 2): bits/dim of the discrete data, an upper bound on
-    -log2 P(x_0) / D in expectation over u (SPEC section 6). log_p (B,) nats -> (B,)."""
+    -log2 P(x_0) / D in expectation over u (Theis et al. 2016; docs/ddpm.md,
+    "Three likelihood estimates"). log_p (B,) nats -> (B,)."""
     return -(log_p + dim * math.log(bin_width)) / (dim * math.log(2.0))

@@ -259,7 +259,8 @@ def euler_ancestral(denoise: Denoiser, x_T: torch.Tensor, sched: NoiseSchedule, 
     """Euler-ancestral sampling in Karras et al.'s variables y = x_t / sqrt(abar_t) (Karras spacing
     with rho = 7 by default): each step from sigma_t to sigma_s draws from the DDPM posterior
     q(y_s | y_t, x_0 = D(y_t; sigma_t)) = N(D + sigma_s^2 / sigma_t^2 (y_t - D), sigma_up^2), written as
-    an Euler step of the ODE to sigma_down followed by fresh noise (SPEC section 6):
+    an Euler step of the ODE to sigma_down followed by fresh noise (k-diffusion's `sample_euler_ancestral`;
+    docs/ddpm.md, "Samplers"):
         sigma_up = sigma_s sqrt(1 - sigma_s^2 / sigma_t^2),  sigma_down = sigma_s^2 / sigma_t,
         y_s = y_t + (sigma_down - sigma_t) d + sigma_up z,   d = (y_t - D) / sigma_t,  z ~ N(0, I),
     and no noise on the last step (sigma_s = 0 gives y = D). This is DDIM with eta = 1 (Song et al.

@@ -4,7 +4,7 @@ by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium").
     d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1 + Sigma_2 - 2 (Sigma_1 Sigma_2)^{1/2})
 
 On InceptionV3 pool features with the standard weights this is FID; on any other features it is
-"FD-<extractor>" (SPEC section 5). Pure functions on arrays, as in pytorch-fid's
+"FD-<extractor>" (docs/metrics.md, "Names are honest"). Pure functions on arrays, as in pytorch-fid's
 `calculate_frechet_distance`.
 """
 

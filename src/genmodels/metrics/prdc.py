@@ -10,9 +10,10 @@ real features X_i (N) and fake features Y_j (M):
     density   = 1/(kM) sum_j sum_i 1[ ||Y_j - X_i|| < NND_k(X_i) ]
     coverage  = 1/N sum_i 1[ min_j ||X_i - Y_j|| < NND_k(X_i) ]
 
-Defaults: k = 3 for precision/recall, k = 5 for density/coverage (SPEC section 5). The formulas
-are those of the reference package `prdc` (Naeem et al.); here the distance matrices are built
-in row blocks so that 10,000 x 10,000 comparisons need ~100 MB instead of ~2.4 GB.
+Defaults: k = 3 for precision/recall (Kynkaanniemi et al. 2019), k = 5 for density/coverage
+(Naeem et al. 2020); docs/metrics.md has both. The formulas are those of the reference package
+`prdc` (Naeem et al.); here the distance matrices are built in row blocks so that 10,000 x 10,000
+comparisons need ~100 MB instead of ~2.4 GB.
 """
 
 from __future__ import annotations

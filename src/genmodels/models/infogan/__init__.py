@@ -1,4 +1,4 @@
-"""InfoGAN (Chen et al. 2016; seed section 3, SPEC section 3): a GAN with latent codes c whose
+"""InfoGAN (Chen et al. 2016; seed section 3; docs/infogan.md): a GAN with latent codes c whose
 mutual information with G(z, c) is maximised through the variational bound L_I."""
 
 from genmodels.models.infogan.codes import Codes, CodeSpec, sample_codes

@@ -1,4 +1,4 @@
-"""InfoGAN's latent codes c (Chen et al. 2016, section 4; SPEC section 3).
+"""InfoGAN's latent codes c (Chen et al. 2016, section 4; docs/infogan.md).
 
 The generator's input is (z, c): z the incompressible noise, c = (c_1, ..., c_L) the codes meant
 to be disentangled, each drawn independently from its prior p(c) = prod_i p(c_i):

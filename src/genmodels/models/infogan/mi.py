@@ -1,5 +1,6 @@
 """The variational lower bound L_I of the mutual information I(c; G(z, c)) (Chen et al. 2016,
-Lemma 5.1 and eq. 5; SPEC section 3), as pure functions of Q's outputs and the codes drawn.
+Lemma 5.1 and eq. 5; docs/infogan.md, "The objective"), as pure functions of Q's outputs and the
+codes drawn.
 
     L_I(G, Q) = E_{c ~ p(c), x ~ G(z, c)}[log Q(c | x)] + H(c)  <=  I(c; G(z, c))
 

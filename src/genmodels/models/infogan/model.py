@@ -1,4 +1,4 @@
-"""The InfoGAN model (Chen et al. 2016; SPEC section 3): a GAN whose generator G(z, c) also
+"""The InfoGAN model (Chen et al. 2016; docs/infogan.md): a GAN whose generator G(z, c) also
 maximises the variational bound L_I of the mutual information between its codes c and its
 images, with an auxiliary distribution Q(c | x) that shares D's body.
 

@@ -16,7 +16,7 @@ Objective = Literal["elbo", "iwae"]
 
 @dataclass
 class VAEConfig:
-    """Variational auto-encoder (Kingma & Welling 2013; SPEC section 1), beta-VAE (Higgins et al. 2017),
+    """Variational auto-encoder (Kingma & Welling 2013; docs/vae.md), beta-VAE (Higgins et al. 2017),
     importance-weighted training (IWAE, Burda et al. 2015)."""
 
     latent_dim: int = param(50, "dimension L of z (2 gives a latent-space map)")

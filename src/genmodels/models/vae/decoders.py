@@ -1,4 +1,5 @@
-"""The decoder likelihoods log p_theta(x | z) of the VAE (SPEC section 1).
+"""The decoder likelihoods log p_theta(x | z) of the VAE (docs/vae.md, "The model", names each
+one's paper).
 
 A decoder network maps z to distribution parameters `params` of shape (N, P, *shape), P being
 `n_params` of the likelihood (1 for Bernoulli logits or a fixed-variance Gaussian mean, 2 for a

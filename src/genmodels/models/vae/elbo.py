@@ -1,4 +1,5 @@
-"""The VAE objectives and likelihood bounds as pure functions (SPEC section 1).
+"""The VAE objectives and likelihood bounds as pure functions (Kingma & Welling 2013; Burda et al.
+2015; docs/vae.md).
 
 `encoder(x) -> (mu, logvar)` is q_phi(z | x) = N(mu, diag exp(logvar)), each (N, L);
 `decoder(z) -> params` gives p_theta(x | z) through a `Likelihood` (see decoders.py);
@@ -30,13 +31,13 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     mu, logvar: (N, L) with logvar = log sigma^2. Returns (N,).
     """
-    # SPEC 1: KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)
+    # Kingma & Welling 2013, appendix B: KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - log sigma_j^2 - 1)
     return 0.5 * (mu ** 2 + torch.exp(logvar) - logvar - 1).sum(-1)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None,
                    k: int | None = None) -> torch.Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2013, eq. 10 / SPEC 1).
+    """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2013, eq. 10).
 
     mu, logvar: (N, L). Returns (N, L), or (k, N, L) with k independent draws when k is given.
     """
@@ -99,7 +100,7 @@ def elbo(x: torch.Tensor, encoder: Encoder, decoder: Decoder, likelihood: Likeli
          beta: float = 1.0, k: int = 1, generator: torch.Generator | None = None) -> ElboTerms:
     """ELBO(x) = E_q[log p_theta(x|z)] - KL(q_phi(z|x) || p(z)), the expectation estimated with
     k draws of z per example (one by default) and the KL in closed form (Kingma & Welling 2013,
-    eq. 10; SPEC 1; k > 1 is Burda et al. 2015's "VAE with k samples"), and the beta-VAE
+    eq. 10; k > 1 is Burda et al. 2015's "VAE with k samples"), and the beta-VAE
     objective E_q[log p_theta(x|z)] - beta KL (Higgins et al. 2017, eq. 4).
 
     x: (N, *shape) in model space. Returns ElboTerms of (N,) tensors.
@@ -160,7 +161,7 @@ def iwae(x: torch.Tensor, encoder: Encoder, decoder: Decoder, likelihood: Likeli
 
 def iwae_bound(x: torch.Tensor, encoder: Encoder, decoder: Decoder, likelihood: Likelihood, *,
                K: int, chunk: int = 500, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Importance-weighted bound (Burda et al. 2015, eq. 8; SPEC 1)
+    """Importance-weighted bound (Burda et al. 2015, eq. 8; docs/vae.md)
 
         L_K(x) = log (1/K) sum_k p_theta(x, z_k) / q_phi(z_k | x),   z_k ~ q_phi(z | x),
 
