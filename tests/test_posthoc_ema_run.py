@@ -12,6 +12,7 @@ import torch
 from genmodels.cli import main
 from genmodels.run import RunDir, load_run
 from genmodels.run.checkpoint import load_checkpoint
+from genmodels.sources import load_source
 from genmodels.training.posthoc_ema import read_snapshots, reconstruct
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -60,6 +61,14 @@ def test_cli_rebuilds_picks_and_the_checkpoint_samples(run, tmp_path):
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)         # two widths, two sets of weights
     out = tmp_path / "s.npy"
     assert main(["sample", str(run), "--checkpoint", str(ckpt), "--n", "4", "--out", str(out)]) == 0
+    # the rebuilt average ships: `zoo export --checkpoint` stores those weights and names the file on the card
+    zoo = tmp_path / "zoo"
+    assert main(["zoo", "export", str(run), "--name", "posthoc", "--dtype", "fp32", "--checkpoint", str(ckpt),
+                 "--dest", str(zoo)]) == 0
+    card = json.loads((zoo / "posthoc" / "card.json").read_text())
+    assert card["commands"]["export"].endswith(f"--checkpoint RUN_DIR/checkpoints/{ckpt.name}")
+    shipped = dict(load_source("zoo:posthoc", zoo_root=zoo).model.modules()["denoiser"].named_parameters())
+    assert all(torch.equal(shipped[k], wa[k]) for k in wa)
     # --sample-option reaches the FD: another sampler, another figure; a bad option is refused
     assert main(["ema", str(run), "--sigma-rel", "0.03", "--pick", "--n", "64", "--extractor", "raw",
                  "--sample-option", "sampler=ddim", "--sample-option", "steps=5"]) == 0

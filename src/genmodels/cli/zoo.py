@@ -40,7 +40,7 @@ from genmodels.zoo import (
     zoo_root,
 )
 
-EXPORT_ONLY = ("dtype", "recipe", "metrics", "note", "command", "networks", "dest", "force")
+EXPORT_ONLY = ("dtype", "recipe", "metrics", "note", "command", "networks", "dest", "force", "checkpoint")
 
 
 def register(subparsers) -> None:
@@ -75,6 +75,8 @@ def register(subparsers) -> None:
     g.add_argument("--dest", default=None, metavar="DIR",
                    help="the zoo folder to write into (default: --zoo-root, else the installed package's zoo)")
     g.add_argument("--force", action="store_true", help="replace an existing entry of that name")
+    g.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="export this checkpoint of the run, e.g. one `genmodels ema` rebuilt (default: the latest)")
     g.add_argument("--sample-option", action="append", default=None, metavar="KEY=VALUE",
                    help="a sampling option the entry uses by default in `genmodels sample` / `evaluate` "
                         "(e.g. sampler=dpm++); repeatable (default: the family's defaults)")
@@ -197,7 +199,7 @@ def _export(args: argparse.Namespace, rest: list[str]) -> int:
     dest = args.dest if args.dest is not None else args.zoo_root
     folder = export_run(rest[0], name, dtype=args.dtype or "bf16", recipe=args.recipe, commands=commands,
                         metrics=metrics, note=args.note or "", dest=dest, overwrite=args.force,
-                        sample_options=sample_options, networks=args.networks or "all")
+                        sample_options=sample_options, networks=args.networks or "all", checkpoint=args.checkpoint)
 
     card = read_card(folder / CARD)
     size = (folder / WEIGHTS).stat().st_size

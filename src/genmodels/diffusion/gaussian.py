@@ -160,21 +160,24 @@ def _log_normal_mass(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     hi = torch.where(flip, -a, b)
     log_hi = torch.special.log_ndtr(hi)
     log_lo = torch.special.log_ndtr(lo)
-    return log_hi + torch.log1p(-torch.exp((log_lo - log_hi).clamp(max=-1e-12)))
+    gap = -1e-12 if lo.dtype == torch.float64 else -torch.finfo(lo.dtype).eps   # keeps log1p(-exp(.)) finite
+    return log_hi + torch.log1p(-torch.exp((log_lo - log_hi).clamp(max=gap)))
 
 
 def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """log P(x) under N(mean, exp(log_scale)^2) integrated over x's 8-bit bin: the L_0 decoder of
     Ho et al. (their eq. 13). x must lie on the 256-level grid in [-1, 1] (bin width 2/255); the
     bins at -1 and +1 extend to -inf and +inf. x, mean, log_scale broadcast; result elementwise,
-    nats, computed in float64 on the host (`host_float64`) and returned on x's device in x's dtype.
-    `log_scale` is the log standard deviation (1/2 log sigma_1^2)."""
-    xd, md = host_float64(x), host_float64(mean)
-    inv_std = torch.exp(-host_float64(log_scale))
+    nats, computed in at least float32 (float64 when the inputs are: on the host, since the training
+    step must not wait for the host) in log space, returned in x's dtype. `log_scale` is the log
+    standard deviation (1/2 log sigma_1^2)."""
+    wide = torch.promote_types(torch.promote_types(x.dtype, mean.dtype), torch.float32)   # float64 inputs stay so
+    xd, md = x.to(wide), mean.to(wide)
+    inv_std = torch.exp(-log_scale.to(wide))
     upper = inv_std * (xd - md + 1.0 / 255.0)
     lower = inv_std * (xd - md - 1.0 / 255.0)
     log_cdf_upper = torch.special.log_ndtr(upper)           # bin at -1: (-inf, -1 + 1/255]
     log_sf_lower = torch.special.log_ndtr(-lower)           # bin at +1: [1 - 1/255, +inf)
     log_mass = _log_normal_mass(lower, upper)               # interior bins
     out = torch.where(xd < -0.999, log_cdf_upper, torch.where(xd > 0.999, log_sf_lower, log_mass))
-    return out.to(x.device, x.dtype)
+    return out.to(x.dtype)

@@ -32,7 +32,8 @@ _NOT_IN_COMMAND = ("threads", "progress", "tensorboard", "report", "log_every", 
 def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str | None = None,
                commands: dict[str, str] | None = None, metrics: dict | None = None, note: str = "",
                dest: str | Path | None = None, overwrite: bool = False,
-               sample_options: dict | None = None, networks: ZooNetworks = "all") -> Path:
+               sample_options: dict | None = None, networks: ZooNetworks = "all",
+               checkpoint: str | Path | None = None) -> Path:
     """Write zoo entry `name` from the run in `run_dir` into `dest` (a zoo root; default the
     package's zoo folder) and return the entry's folder.
 
@@ -48,13 +49,15 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     `sample_options` ({field: value} of the family's sample options, e.g. a 20-step solver for a
     DDPM) over the run's own [sample] table become the entry's defaults for `genmodels sample` /
     `evaluate` (flags override them).
-    An existing entry is replaced only with overwrite=True."""
+    `checkpoint`: a checkpoint of the run other than its latest, e.g. one `genmodels ema` rebuilt
+    (RUN_DIR/checkpoints/posthoc_sigmaS_step_XXXXXXX.pt); the export command on the card names it
+    by its file name. An existing entry is replaced only with overwrite=True."""
     _check_export_options(name, dtype, networks, recipe)
     root = zoo_root(dest)
     folder = root / name
     if (folder / CARD).exists() and not overwrite:
         raise ConfigError(f"zoo entry {name!r} already exists in {root}; pass --force (overwrite=True) to replace it")
-    loaded = load_run(run_dir, device="cpu", ema=True)
+    loaded = load_run(run_dir, device="cpu", ema=True, checkpoint=checkpoint)
     sample_options = checked_sample_options(loaded.config.model_name,               # the run's [sample] table,
                                             {**loaded.sample_defaults, **(sample_options or {})})  # then flags
     if loaded.spec.latent is not None:
@@ -65,7 +68,7 @@ def export_run(run_dir: str | Path, name: str, dtype: str = "bf16", recipe: str 
     data = W.encode(tensors, {"name": name, "family": loaded.config.model_name, "dtype": dtype})
     minutes = training_cpu_minutes(RunDir(run_dir).metrics)
     all_commands = {"train": train_command(loaded.config, recipe),
-                    "export": _export_command(name, dtype, recipe, networks), **(commands or {})}
+                    "export": _export_command(name, dtype, recipe, networks, checkpoint), **(commands or {})}
     card = _card(loaded, name, dtype, modules, data, minutes, recipe, all_commands, metrics, sample_options, note)
     make_folder(folder)
     write_bytes(folder / WEIGHTS, data)
@@ -115,11 +118,13 @@ def _check_export_options(name: str, dtype: str, networks: str, recipe: str | No
         load_recipe(recipe)                                    # ConfigError listing the recipes
 
 
-def _export_command(name: str, dtype: str, recipe: str | None, networks: str) -> str:
+def _export_command(name: str, dtype: str, recipe: str | None, networks: str,
+                    checkpoint: str | Path | None = None) -> str:
     """The `genmodels zoo export` command that made the entry (RUN_DIR standing for the run)."""
     return shlex.join(["genmodels", "zoo", "export", "RUN_DIR", "--name", name, "--dtype", dtype]
                       + (["--recipe", recipe] if recipe else [])
-                      + (["--networks", networks] if networks != "all" else []))
+                      + (["--networks", networks] if networks != "all" else [])
+                      + (["--checkpoint", f"RUN_DIR/checkpoints/{Path(checkpoint).name}"] if checkpoint else []))
 
 
 def stored_modules(model, networks: ZooNetworks) -> dict[str, torch.nn.Module]:
