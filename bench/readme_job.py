@@ -6,7 +6,7 @@ then FD-mnist and precision/recall of 1,000 samples drawn as the README draws th
 
     python -m bench.readme_job run --out DIR                     # as written: --precision auto
     python -m bench.readme_job run --out DIR --precision fp32    # the fp32 path (what a CPU without bf16 runs)
-    python -m bench.readme_job table                             # the README's table, from the rows
+    python -m bench.readme_job table [--write]                   # the README's table, from the rows
 
 Each run appends a row to docs/figures/readme_job.json (one per CPU model and precision; a new run
 of the same pair replaces its row): the CPU model, whether it has native bf16, the precision the
@@ -30,6 +30,7 @@ from bench.ddpm_study import cpu_info
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = ROOT / "docs" / "figures" / "readme_job.json"
+PRECISION_LINE = re.compile(r"genmodels: precision (\w+) \((.*)\), (\d+) thread")   # the reason may hold parentheses
 BEGIN, END = "<!-- readme-job:begin (python -m bench.readme_job table) -->", "<!-- readme-job:end -->"
 
 
@@ -66,14 +67,15 @@ def cmd_run(args: argparse.Namespace) -> None:
                                                                 if args.precision != "auto" else [])
     sample = [a.replace(run_dir, str(out)) for a in sample]
     train_s, log = genmodels(train + ["--no-progress"])
-    chosen = re.search(r"genmodels: precision (\w+) \(([^)]*)\), (\d+) thread", log)
+    chosen = PRECISION_LINE.search(log)
+    if chosen is None:
+        raise SystemExit(f"no 'genmodels: precision ...' line in the training's output:\n{log[-2000:]}")
     sample_s, _ = genmodels(sample)
     done = subprocess.run([sys.executable, "-m", "genmodels", "evaluate", str(out), "--metrics", "fd,prdc", "--n",
                            "1000", "--json", "--no-progress"], stdout=subprocess.PIPE, text=True, check=True)
     metrics = json.loads(done.stdout)["metrics"]
     steps = int(train[train.index("--steps") + 1])
-    row = {**cpu_info(), "precision": chosen.group(1) if chosen else args.precision,
-           "why": chosen.group(2) if chosen else "", "threads": int(chosen.group(3)) if chosen else 0,
+    row = {**cpu_info(), "precision": chosen.group(1), "why": chosen.group(2), "threads": int(chosen.group(3)),
            "command_precision": args.precision, "steps": steps, "train_s": round(train_s, 1),
            "s_per_step": round(train_s / steps, 3), "sample_s": round(sample_s, 1),
            "fd": round(metrics["FD-mnist"]["value"], 1), "floor": round(metrics["FD-mnist"]["real_floor"], 1),
@@ -103,7 +105,12 @@ def table(rows: list[dict]) -> str:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    print(table(json.loads(ROWS.read_text())))
+    text = table(json.loads(ROWS.read_text()))
+    print(text)
+    if args.write:                      # into README.md, between the markers
+        readme = ROOT / "README.md"
+        head, rest = readme.read_text().split(BEGIN, 1)
+        readme.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--out", required=True, help="a new folder for the run (outside the repository)")
     r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     r.set_defaults(func=cmd_run)
-    sub.add_parser("table", help="print the README's table").set_defaults(func=cmd_table)
+    t = sub.add_parser("table", help="print the README's table")
+    t.add_argument("--write", action="store_true", help="also write it into README.md between its markers")
+    t.set_defaults(func=cmd_table)
     args = p.parse_args(argv)
     args.func(args)
 
