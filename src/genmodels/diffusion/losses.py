@@ -154,6 +154,33 @@ def vlb_term(sched: NoiseSchedule, x0: torch.Tensor, xt: torch.Tensor, t: torch.
     return torch.where(t == 1, nll0, kl)
 
 
+def _check_loss(loss: str, variance: str, v: torch.Tensor | None, t: torch.Tensor) -> None:
+    """ConfigError for a loss that does not go with the variance or with fractional steps."""
+    if loss not in LOSSES:
+        raise choice_error("loss", loss, LOSSES)
+    if loss == "hybrid" and (variance != "learned" or v is None):
+        raise ConfigError("loss 'hybrid' is Nichol & Dhariwal's L_hybrid, whose L_vlb term trains a learned "
+                          "variance (model.learn_sigma); with a fixed variance use 'simple+vlb'")
+    if loss != "simple" and t.is_floating_point():
+        raise ConfigError(f"loss {loss!r} sums the Theorem 8 terms of integer steps; fractional steps (a "
+                          "density over noise levels) train L_simple only")
+
+
+def _example_weights(sched: NoiseSchedule, t: torch.Tensor, prediction: Prediction, snr_gamma: float,
+                     snr_weighting: SNRWeighting, sigma_data: float,
+                     t_weights: torch.Tensor | None) -> torch.Tensor | None:
+    """(B,) weights of L_simple's per-example errors: the SNR weighting (min-SNR-gamma of Hang et al.
+    2023 on integer steps, else `continuous.snr_weight_at`) times the importance weights of t, or None."""
+    weights = None
+    if snr_gamma > 0:
+        weights = (min_snr_weight(sched, t, prediction, snr_gamma)
+                   if snr_weighting == "min" and prediction != "edm" and not t.is_floating_point() else
+                   snr_weight_at(alpha_bar_at(sched, t), prediction, snr_gamma, snr_weighting, sigma_data))
+    if t_weights is not None:
+        weights = t_weights if weights is None else weights * t_weights
+    return weights
+
+
 def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
                    t: torch.Tensor, eps: torch.Tensor, *, loss: LossType = "simple",
                    prediction: Prediction = "eps", variance: Variance = "beta",
@@ -180,25 +207,12 @@ def diffusion_loss(sched: NoiseSchedule, output: torch.Tensor, x0: torch.Tensor,
     sec. 3.3); every per-example term is multiplied by them, so each stays an unbiased estimate.
     Returns {"loss": scalar to minimise, "l_simple": scalar (unweighted), "l_vlb": scalar (bits/dim),
     "vlb_terms": (B,) the detached per-example L_{t-1} in nats/dim (the history of `t_sampler`)}."""
-    if loss not in LOSSES:
-        raise choice_error("loss", loss, LOSSES)
-    if loss == "hybrid" and (variance != "learned" or v is None):
-        raise ConfigError("loss 'hybrid' is Nichol & Dhariwal's L_hybrid, whose L_vlb term trains a learned "
-                          "variance (model.learn_sigma); with a fixed variance use 'simple+vlb'")
-    if loss != "simple" and t.is_floating_point():
-        raise ConfigError(f"loss {loss!r} sums the Theorem 8 terms of integer steps; fractional steps (a "
-                          "density over noise levels) train L_simple only")
+    _check_loss(loss, variance, v, t)
     target = training_target(sched, x0, t, eps, prediction, sigma_data)
     per_example = simple_loss(output.float(), target.float())
     l_simple = per_example.mean()
     out = {"l_simple": l_simple}
-    weights = None
-    if snr_gamma > 0:
-        weights = (min_snr_weight(sched, t, prediction, snr_gamma)
-                   if snr_weighting == "min" and prediction != "edm" and not t.is_floating_point() else
-                   snr_weight_at(alpha_bar_at(sched, t), prediction, snr_gamma, snr_weighting, sigma_data))
-    if t_weights is not None:
-        weights = t_weights if weights is None else weights * t_weights
+    weights = _example_weights(sched, t, prediction, snr_gamma, snr_weighting, sigma_data, t_weights)
     weighted = l_simple if weights is None else (weights * per_example).mean()
     if loss == "simple":
         out["loss"] = weighted

@@ -158,27 +158,35 @@ def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
     bar = tqdm(total=len(sources), desc="compare", unit="model", disable=not cfg.progress, file=sys.stderr)
     for source, row_name in zip(sources, names, strict=True):
         bar.set_postfix_str(row_name)
-        loaded = load_for_evaluation(source, cfg.eval_config(sample_metrics), ema=ema, zoo_root=zoo_root)
         family = info[source][1]
-        opts = sample_options.get(family.split()[0], {})
-        row = CompareRow(row_name, source=str(source), family=family, params=count_parameters(loaded.model),
-                         train_cpu_minutes=training_cpu_minutes(source, zoo_root=zoo_root), step=loaded.step,
-                         ema=loaded.ema,
-                         sample_options=dict(opts))
-        own = [m for m in model_metrics if m in loaded.model.metric_names]
-        got = _cached_row(loaded, cfg, opts, (train, test), sample_metrics, own, family, cache, common, device)
-        row.metrics.update(got["metrics"])
+        row, got = _source_row(source, row_name, family, cfg, sample_options.get(family.split()[0], {}),
+                               (train, test), sample_metrics, model_metrics, cache, common, device,
+                               ema=ema, zoo_root=zoo_root)
         table.notes += [n for n in got["notes"] if n not in table.notes]
         if got["n_likelihood"]:
             table.n_likelihood = got["n_likelihood"]
-        row.likelihood = likelihood_of(row.metrics, cfg.k)
         table.rows.append(row)
         bar.update(1)
-        del loaded
     bar.close()
     if model_metrics and not table.n_likelihood:
         table.n_likelihood = min(cfg.nll_n, len(test.x))
     return table
+
+
+def _source_row(source: str, row_name: str, family: str, cfg: CompareConfig, opts: Mapping[str, Any], data: tuple,
+                sample_metrics: list[str], model_metrics: list[str], cache: RowCache, common: dict,
+                device: torch.device, *, ema: bool, zoo_root: str | Path | None) -> tuple[CompareRow, dict]:
+    """One source's row (its sample metrics and its own model metrics, from `cache` when measured
+    before) and the payload it came from (notes, likelihood sample size)."""
+    loaded = load_for_evaluation(source, cfg.eval_config(sample_metrics), ema=ema, zoo_root=zoo_root)
+    row = CompareRow(row_name, source=str(source), family=family, params=count_parameters(loaded.model),
+                     train_cpu_minutes=training_cpu_minutes(source, zoo_root=zoo_root), step=loaded.step,
+                     ema=loaded.ema, sample_options=dict(opts))
+    own = [m for m in model_metrics if m in loaded.model.metric_names]
+    got = _cached_row(loaded, cfg, opts, data, sample_metrics, own, family, cache, common, device)
+    row.metrics.update(got["metrics"])
+    row.likelihood = likelihood_of(row.metrics, cfg.k)
+    return row, got
 
 
 def _metrics(cfg: CompareConfig, info: Mapping[str, tuple]) -> tuple[list[str], list[str]]:
