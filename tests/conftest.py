@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
-import pytest
-import torch
+# pytest-xdist runs the suite on W worker processes (`-n auto` in pyproject.toml: one per core).
+# Each worker gets cores // W torch threads, set before torch is imported so that the processes a
+# test starts (torchrun ranks, CLI subprocesses) inherit it too: more busy threads than cores spin
+# on each other, and a 2-thread step beside another busy process runs 2-2.5x slower than on 1.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+                   // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture

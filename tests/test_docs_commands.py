@@ -16,7 +16,9 @@ The convention (for whoever writes docs):
   most 16, `--set trainer.steps=N` -> at most 20; `train` without a step count gets `--steps 20`,
   without a batch size `--batch-size 16`, and no periodic sample grids or end-of-run
   report (`--set trainer.sample_every=0 --set trainer.report=false`: a DDPM grid takes T network
-  evaluations; tests/test_report.py covers the report); `evaluate` without `--n` gets `--n 200`.
+  evaluations; tests/test_report.py covers the report); `evaluate` without `--n` gets `--n 200`;
+  `--sample-option steps=N` -> at most 20, and `evaluate` or `ema` of a run whose recorded sampler
+  (config.toml's [sample] table) takes more than 20 steps gets `--sample-option steps=20`.
 - Each page runs in a directory holding `my_images/`, a small folder of PNG digits in one
   sub-folder per class, standing for "a folder of your own images".
 - A line ending in `# slow` is left out of the default run and runs (shortened the same way)
@@ -104,6 +106,10 @@ def shorten(argv: list[str]) -> list[str]:
             out += ["--epochs", "0", "--steps", str(LIMITS["--steps"])]
             i += 1 if eq else 2
             continue
+        if a == "--sample-option" and i + 1 < len(argv) and argv[i + 1].startswith("steps="):
+            out += [a, f"steps={min(int(argv[i + 1].partition('=')[2]), LIMITS['--steps'])}"]
+            i += 2
+            continue
         if a == "--set" and i + 1 < len(argv) and argv[i + 1].startswith(("trainer.steps=", "trainer.epochs=")):
             key, _, value = argv[i + 1].partition("=")
             value = str(min(int(float(value)), LIMITS["--steps"])) if key == "trainer.steps" else "0"
@@ -128,7 +134,18 @@ def with_defaults(argv: list[str]) -> list[str]:
         argv = argv + ["--set", "trainer.sample_every=0", "--set", "trainer.report=false"]
     if argv[:1] == ["evaluate"] and "--n" not in given:
         argv = argv + ["--n", str(LIMITS["--n"])]
+    if argv[:1] in (["evaluate"], ["ema"]) and len(argv) > 1 and not any(a.startswith("steps=") for a in argv) \
+            and recorded_steps(Path(argv[1])) > LIMITS["--steps"]:
+        argv = argv + ["--sample-option", f"steps={LIMITS['--steps']}"]
     return argv
+
+
+def recorded_steps(run: Path) -> int:
+    """The sampler steps a run directory recorded in its config.toml's [sample] table (0: none)."""
+    import tomllib
+
+    config = run / "config.toml"
+    return int(tomllib.loads(config.read_text()).get("sample", {}).get("steps", 0)) if config.is_file() else 0
 
 
 def run_command(command: Command) -> None:

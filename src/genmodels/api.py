@@ -41,6 +41,7 @@ from genmodels.run import RunDir, build_model, load_data_config
 from genmodels.sources import init_from_source, load_source, reflow_from_source, source_config
 from genmodels.training import Trainer, distributed
 from genmodels.training.hardware import check_machine
+from genmodels.training.identity import check_resume
 
 SOURCE = "genmodels.train()"     # names the options in error messages
 SECTIONS = {"data": DataConfig, "trainer": TrainerConfig}   # and "model": the family's config
@@ -134,6 +135,8 @@ def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bo
     refused run creates no run directory. `stored`: with resume, the run's config.toml as
     `choose_base` read it."""
     check_init_unchanged(config, resume, stored)
+    if resume:   # a refused resume is one line, before the machine's warnings (the Trainer records the changes)
+        check_resume(RunDir(config.out), config, override_identity)
     info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
     try:
         check_machine(config.trainer, device, info)
