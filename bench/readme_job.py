@@ -8,8 +8,8 @@ then FD-mnist and precision/recall of 1,000 samples drawn as the README draws th
     python -m bench.readme_job run --out DIR --precision fp32    # the fp32 path (what a CPU without bf16 runs)
     python -m bench.readme_job table [--write]                   # the README's table, from the rows
 
-Each run appends a row to docs/figures/readme_job.json (one per CPU model and precision; a new run
-of the same pair replaces its row): the CPU model, whether it has native bf16, the precision the
+Each run appends a row to docs/figures/readme_job.json (one per CPU model, native bf16 or not, and
+precision; a new run of the same three replaces its row): the CPU model, whether it has native bf16, the precision the
 run resolved, threads, the training's wall seconds and seconds per step, the grid's seconds, FD and
 its real-data floor. tests/test_readme_job.py checks that the README's table is `table`'s output.
 This is a measurement of the product, not a timed test: `python -m bench` does not run it.
@@ -82,10 +82,16 @@ def cmd_run(args: argparse.Namespace) -> None:
            "precision_prdc": metrics["precision"]["value"], "recall_prdc": metrics["recall"]["value"],
            "date": time.strftime("%Y-%m-%d"), **as_written}
     rows = json.loads(ROWS.read_text()) if ROWS.is_file() else []
-    rows = [r for r in rows if (r["cpu"], r["precision"]) != (row["cpu"], row["precision"])] + [row]
+    rows = [r for r in rows if key(r) != key(row)] + [row]
     ROWS.parent.mkdir(parents=True, exist_ok=True)
     ROWS.write_text(json.dumps(rows, indent=2) + "\n")
     print(json.dumps(row))
+
+
+def key(row: dict) -> tuple:
+    """A row's identity: the CPU's model name (one name covers several generations, "AMD EPYC" both
+    Zen 2 and Zen 4), whether it has native bf16, and the precision the run resolved."""
+    return row["cpu"], row["avx512_bf16"], row["precision"]
 
 
 def minutes(seconds: float) -> str:
