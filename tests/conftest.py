@@ -9,9 +9,33 @@ import os
 # Each worker gets cores // W torch threads, set before torch is imported so that the processes a
 # test starts (torchrun ranks, CLI subprocesses) inherit it too: more busy threads than cores spin
 # on each other, and a 2-thread step beside another busy process runs 2-2.5x slower than on 1.
+MAX_WORKERS = 8   # each worker holds torch and a few data sets in memory
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
+    started with --cpus N sees every core of the host in its affinity)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    for path, split in (("/sys/fs/cgroup/cpu.max", None), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "period")):
+        try:
+            if split is None:
+                quota, period = open(path).read().split()[:2]
+            else:
+                quota, period = open(path).read().strip(), open(path.replace("quota", "period")).read().strip()
+            if quota not in ("max", "-1"):
+                cores = min(cores, max(1, int(quota) // int(period)))
+        except (OSError, ValueError):
+            continue
+    return max(1, cores)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per usable core (not psutil's count of the host's cores), at most MAX_WORKERS."""
+    return min(usable_cores(), MAX_WORKERS)
+
+
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-                   // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _threads = max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
 
 import pytest  # noqa: E402
