@@ -4,29 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from genmodels.training.hardware import usable_cores as affinity_cores
 
 # pytest-xdist runs the suite on W worker processes (`-n auto` in pyproject.toml: one per core).
-# Each worker gets cores // W torch threads, set before torch is imported so that the processes a
-# test starts (torchrun ranks, CLI subprocesses) inherit it too: more busy threads than cores spin
-# on each other, and a 2-thread step beside another busy process runs 2-2.5x slower than on 1.
+# Each worker gets cores // W torch threads, and OMP_NUM_THREADS says so to the processes a test
+# starts (torchrun ranks, CLI subprocesses): more busy threads than cores spin on each other, and a
+# 2-thread step beside another busy process runs 2-2.5x slower than on 1.
 MAX_WORKERS = 8   # each worker holds torch and a few data sets in memory
 
 
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
-    started with --cpus N sees every core of the host in its affinity)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    for path, split in (("/sys/fs/cgroup/cpu.max", None), ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "period")):
+def cgroup_cpus() -> int | None:
+    """The CPUs a cgroup CPU quota allows (a container started with --cpus N), or None without one."""
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),                       # cgroup v2
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
         try:
-            if split is None:
-                quota, period = open(path).read().split()[:2]
-            else:
-                quota, period = open(path).read().strip(), open(path.replace("quota", "period")).read().strip()
+            fields = Path(quota_file).read_text().split()        # v2: "QUOTA PERIOD"; v1: "QUOTA"
+            quota, period = fields[0], fields[1] if period_file is None else Path(period_file).read_text()
             if quota not in ("max", "-1"):
-                cores = min(cores, max(1, int(quota) // int(period)))
-        except (OSError, ValueError):
+                return max(1, int(quota) // int(period))
+        except (OSError, ValueError, IndexError):
             continue
-    return max(1, cores)
+    return None
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity (`genmodels.training.hardware.usable_cores`),
+    capped by a cgroup CPU quota (a container sees every core of the host in its affinity)."""
+    return min(affinity_cores(), cgroup_cpus() or affinity_cores())
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
@@ -37,12 +46,7 @@ def pytest_xdist_auto_num_workers(config) -> int:
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _threads = max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(_threads)
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    torch.set_num_threads(_threads)
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bo
     `choose_base` read it."""
     check_init_unchanged(config, resume, stored)
     if resume:   # a refused resume is one line, before the machine's warnings (the Trainer records the changes)
-        check_resume(RunDir(config.out), config, override_identity)
+        check_resume(RunDir(config.out), config, override_identity, stored)
     info, device = distributed.setup(config.trainer.device)   # joins the process group under torchrun
     try:
         check_machine(config.trainer, device, info)

@@ -168,8 +168,8 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log
     """log P(x) under N(mean, exp(log_scale)^2) integrated over x's 8-bit bin: the L_0 decoder of
     Ho et al. (their eq. 13). x must lie on the 256-level grid in [-1, 1] (bin width 2/255); the
     bins at -1 and +1 extend to -inf and +inf. x, mean, log_scale broadcast; result elementwise,
-    nats, computed in at least float32 (float64 when the inputs are: on the host, since the training
-    step must not wait for the host) in log space, returned in x's dtype. `log_scale` is the log
+    nats, computed in log space on x's device in at least float32 (float64 when the inputs are; never
+    moved to the host, so the training step does not wait for it), returned in x's dtype. `log_scale` is the log
     standard deviation (1/2 log sigma_1^2)."""
     wide = torch.promote_types(torch.promote_types(x.dtype, mean.dtype), torch.float32)   # float64 inputs stay so
     xd, md = x.to(wide), mean.to(wide)

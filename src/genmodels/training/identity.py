@@ -36,14 +36,16 @@ def identity_changes(stored: RunConfig, new: RunConfig) -> list[str]:
     return changes
 
 
-def check_resume(run: RunDir, config: RunConfig, override: bool = False) -> list[str]:
+def check_resume(run: RunDir, config: RunConfig, override: bool = False,
+                 stored: RunConfig | None = None) -> list[str]:
     """The identity changes `config` makes to the run in `run` (none when the run has no config.toml
     yet); ConfigError listing them unless `override`. When the run has a checkpoint, a model config
     change is left to the checkpoint's own check, which compares it with what the weights were
-    trained with."""
+    trained with. `stored`: the run's config.toml as already read (None: read it here)."""
     if not run.config.is_file():
         return []
-    stored, _ = run.read_config()
+    if stored is None:
+        stored, _ = run.read_config()
     changes = identity_changes(stored, config)
     refused = [c for c in changes if not (c.startswith("model.") and run.latest.is_file())]
     if refused and not override:
