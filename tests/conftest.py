@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 import pytest
 import torch
 
-from genmodels.training.hardware import usable_cores as affinity_cores
+from genmodels.training.hardware import usable_cores
 
 # pytest-xdist runs the suite on W worker processes (`-n auto` in pyproject.toml: one per core).
 # Each worker gets cores // W torch threads, and OMP_NUM_THREADS says so to the processes a test
 # starts (torchrun ranks, CLI subprocesses): more busy threads than cores spin on each other, and a
 # 2-thread step beside another busy process runs 2-2.5x slower than on 1.
 MAX_WORKERS = 8   # each worker holds torch and a few data sets in memory
-
-
-def cgroup_cpus() -> int | None:
-    """The CPUs a cgroup CPU quota allows (a container started with --cpus N), or None without one."""
-    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),                       # cgroup v2
-                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
-        try:
-            fields = Path(quota_file).read_text().split()        # v2: "QUOTA PERIOD"; v1: "QUOTA"
-            quota, period = fields[0], fields[1] if period_file is None else Path(period_file).read_text()
-            if quota not in ("max", "-1"):
-                return max(1, int(quota) // int(period))
-        except (OSError, ValueError, IndexError):
-            continue
-    return None
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity (`genmodels.training.hardware.usable_cores`),
-    capped by a cgroup CPU quota (a container sees every core of the host in its affinity)."""
-    return min(affinity_cores(), cgroup_cpus() or affinity_cores())
 
 
 def pytest_xdist_auto_num_workers(config) -> int:

@@ -71,3 +71,27 @@ def test_resolved_precision_is_printed_and_recorded_and_kept_on_resume(tmp_path,
     assert main(["train", "ddpm", "--out", str(run), "--resume", "--steps", "3", "--no-progress"]) == 0
     assert "precision bf16 (as configured)" in capsys.readouterr().err
     assert tomllib.loads((run / "config.toml").read_text())["trainer"]["precision"] == "bf16"
+
+
+def test_cgroup_quota_caps_usable_cores(tmp_path):
+    """A container's CPU quota (cgroup v2 cpu.max, v1 cfs files) caps the cores, not its affinity."""
+    from genmodels.training.hardware import cgroup_cpus, usable_cores
+
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpus(v2) == 1
+    assert usable_cores(v2) == 1
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpus(v2) is None
+    (v2 / "cpu.max").write_text("garbage\n")
+    assert cgroup_cpus(v2) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpus(v1) == 4
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpus(v1) is None
+    assert cgroup_cpus(tmp_path / "absent") is None
+    assert usable_cores(tmp_path / "absent") >= 1

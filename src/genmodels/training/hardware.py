@@ -131,18 +131,38 @@ def resolve_threads(threads: int, local_world_size: int = 1, cores: int | None =
     return max(1, cores // max(1, local_world_size))
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity)."""
+def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
+    started with `--cpus N` sees every core of the host in its affinity but may use N)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        affinity = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        affinity = os.cpu_count() or 1
+    quota = cgroup_cpus(cgroup_root)
+    return min(affinity, quota) if quota else affinity
+
+
+def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The whole CPUs a cgroup CPU quota allows (at least 1), or None without a quota: cgroup v2's
+    cpu.max ("QUOTA PERIOD", QUOTA "max" without one), else v1's cpu.cfs_quota_us / cpu.cfs_period_us
+    (-1 without one). Unreadable or malformed files count as no quota."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return max(1, int(quota) // int(period))
+    except ValueError:
+        return None
 
 
 def _physical_cores() -> int:
-    """Cores this process may run on (torch's own default thread count)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 1
+    """Cores this process may use, capped by torch's own default thread count."""
+    usable = usable_cores()
     return max(1, min(usable, torch.get_num_threads()))
