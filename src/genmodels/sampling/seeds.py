@@ -33,7 +33,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from genmodels.errors import ConfigError
-from genmodels.training.global_batch import FACTORIES, PARAMETERISED, size_of
+from genmodels.training.global_batch import FACTORIES, PARAMETERISED, size_of, with_size
 
 SHARED_SEED = 0x5EED      # the generator of draws shared by a batch, seeded afresh for every batch
 MAX_SEED = 2**63 - 1
@@ -108,14 +108,7 @@ class PerImageRandomness(TorchFunctionMode):
 
     def _factory(self, func, args, kwargs, size: tuple, where):
         self.rows += 1
-        row = tuple(size[1:])
-        args, kwargs = list(args), dict(kwargs)
-        if where == "kw":
-            kwargs["size"] = row
-        elif where == "star":
-            args = [row]
-        else:
-            args[where] = row
+        args, kwargs = with_size(args, kwargs, where, tuple(size[1:]))
         return torch.stack([func(*args, **{**kwargs, "generator": g}) for g in self.generators])
 
     def _inplace(self, func, args, kwargs):

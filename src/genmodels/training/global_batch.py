@@ -57,6 +57,18 @@ def size_of(name: str, args: tuple, kwargs: dict) -> tuple[tuple | None, str | i
     return None, None
 
 
+def with_size(args: tuple, kwargs: dict, where: str | int, size: tuple) -> tuple[list, dict]:
+    """(args, kwargs) of a factory call with its size (found by `size_of` at `where`) replaced by `size`."""
+    args, kwargs = list(args), dict(kwargs)
+    if where == "kw":
+        kwargs["size"] = size
+    elif where == "star":
+        args = [tuple(size)]
+    else:
+        args[where] = size
+    return args, kwargs
+
+
 class GlobalBatchRandomness(TorchFunctionMode):
     """While active, draws from `generator` with leading dimension `m` (the local batch) are made
     for the global batch of `world_size * m` examples and this rank's slice is returned."""
@@ -97,14 +109,7 @@ class GlobalBatchRandomness(TorchFunctionMode):
         if len(size) == 0 or size[0] != self.m:
             return func(*args, **kwargs)
         self.sliced += 1
-        big = (self.world_size * self.m, *size[1:])
-        args, kwargs = list(args), dict(kwargs)
-        if where == "kw":
-            kwargs["size"] = big
-        elif where == "star":
-            args = list(big)
-        else:
-            args[where] = big
+        args, kwargs = with_size(args, kwargs, where, (self.world_size * self.m, *size[1:]))
         return self._slice(func(*args, **kwargs))
 
     def _inplace(self, func, args, kwargs):
