@@ -52,6 +52,8 @@ def headline(card: dict) -> str:
         out.append(f"Parzen {_value(m, 'parzen_ll'):.1f} ± {m['parzen_ll']['std']:.1f}")
     if "nll:bpd_total" in m:                # DDPM: the Theorem 8 bound
         out.append(f"Theorem 8 bound {_value(m, 'nll:bpd_total'):.3f} bits/dim ({_value(m, 'nll:n'):,.0f} test digits)")
+    if "nll:bpd_ode" in m:                  # flow: the ODE likelihood (instantaneous change of variables)
+        out.append(f"ODE likelihood {_value(m, 'nll:bpd_ode'):.3f} bits/dim ({_value(m, 'nll:n'):,.0f} test digits)")
     if "code-accuracy" in m:
         out.append(f"code accuracy {_value(m, 'code-accuracy'):.3f} ({m['code-accuracy']['n_samples']:,} test digits)")
     return "; ".join(out) or "-"

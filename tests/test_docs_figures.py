@@ -8,8 +8,9 @@ source is itself a rounded text such as the leaderboard, to its own decimals too
 no longer finds its figure fails as well: reword a page, and its pattern here follows.
 
 Sources: `card(NAME, KEY)` a value of a zoo card (src/genmodels/zoo/models/NAME/card.json; KEY a
-metric, or `train_cpu_minutes`); `table(ROW, COLUMN)` a cell of the leaderboard, docs/results_table.md,
-written by `genmodels compare`; `text(FILE, PATTERN)` a figure in a file, e.g. a recipe's comment.
+metric, or `train_cpu_minutes`); `table(ROW, COLUMN[, PAGE])` a cell of the leaderboard,
+docs/results_table.md, or of another table written by `genmodels compare`; `text(FILE, PATTERN)` a
+figure in a file, e.g. a recipe's comment.
 Not listed on purpose: the README's first-command figures and docs/ddpm.md's time-to-quality
 figures, which are being re-measured.
 """
@@ -37,16 +38,16 @@ def card(name: str, key: str) -> tuple[float, int | None]:
     return float(c["metrics"][key]["value"] if key in c["metrics"] else c[key]), None
 
 
-def table(row: str, column: str) -> tuple[float, int | None]:
-    """(value, decimals) of a cell of docs/results_table.md: its first number, as written."""
-    lines = [ln for ln in (ROOT / "docs" / "results_table.md").read_text(encoding="utf-8").splitlines()
-             if ln.startswith("|")]
+def table(row: str, column: str, page: str = "docs/results_table.md") -> tuple[float, int | None]:
+    """(value, decimals) of a cell of a table `genmodels compare --markdown` wrote (the leaderboard,
+    docs/results_table.md, by default): its first number, as written."""
+    lines = [ln for ln in (ROOT / page).read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     for line in lines[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         if cells[0] == row:
             return parse(re.match(NUMBER, cells[header.index(column)]).group(1))
-    raise KeyError(f"docs/results_table.md has no row {row!r}")
+    raise KeyError(f"{page} has no row {row!r}")
 
 
 def text(path: str, pattern: str) -> tuple[float, int | None]:
@@ -175,27 +176,49 @@ FIGURES = [
         ("docs/your_images.md", r"batch 128 \| " + NUMBER + " CPU-minutes"),
         ("docs/zoo.md", r"`zoo:infogan-mnist`[^\n]*\| " + NUMBER + " CPU-min"),
     ]),
-    Figure("ddpm-mnist FD-mnist (n = 10,000, DPM-Solver++ 20)", card("ddpm-mnist", "FD-mnist"), [
+    Figure("ddpm-mnist FD-mnist (n = 10,000, Euler-ancestral 50)", card("ddpm-mnist", "FD-mnist"), [
         ("docs/results.md", r"`ddpm-mnist` \|[^\n]*?FD-mnist " + NUMBER),
-        ("docs/results.md", w("default,", "DPM-Solver\\+\\+", "with", "20", r"steps\)", "has", "FD-mnist") + r"\s+"
-         + NUMBER),
-        ("docs/your_images.md", r"18,000 steps \| [\d.]+ CPU-minutes \| FD-mnist " + NUMBER),
+        ("docs/results.md", w("Euler-ancestral", "50,", "has", "FD-mnist") + r"\s+" + NUMBER),
+        ("docs/your_images.md", r"30,000 steps \| [\d.]+ CPU-minutes \| FD-mnist " + NUMBER),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*FD-mnist " + NUMBER),
+        ("docs/ddpm.md", r"\*\*FD-mnist " + NUMBER + r"\*\* against the floor"),
+        ("docs/flow.md", r"`zoo:ddpm-mnist` \| Euler-ancestral 50 \(50\), its recorded sampler \| " + NUMBER),
+        (RECIPES + "ddpm-mnist.toml", w("recorded", r"sampler\)", "FD-mnist") + r"\s+" + NUMBER),
     ]),
     Figure("ddpm-mnist Parzen", card("ddpm-mnist", "parzen_ll"), [
         ("docs/results.md", r"`ddpm-mnist` \|[^\n]*?\*\*Parzen " + NUMBER),
-        ("docs/results.md", w("0.91,", "Parzen") + r"\s+" + NUMBER),
+        ("docs/results.md", r"Euler-ancestral 50, has FD-mnist[^;]*?Parzen\s+" + NUMBER),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*Parzen " + NUMBER),
+        ("docs/ddpm.md", w("coverage", r"[\d.]+,", "Parzen") + r"\s+" + NUMBER),
     ]),
     Figure("ddpm-mnist Theorem 8 bound (200 digits)", card("ddpm-mnist", "nll:bpd_total"), [
-        ("docs/results.md", w("Theorem", "8", "bound", "of") + r"\s+" + NUMBER + w("", "bits/dim", "on", "200")),
+        ("docs/results.md", r"Euler-ancestral 50, has FD-mnist[^;]*?Theorem 8 bound of\s+" + NUMBER),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*Theorem 8 bound " + NUMBER),
+        ("docs/flow.md", r"\| " + NUMBER + r" bits/dim \(Theorem 8 bound\)"),
     ]),
     Figure("ddpm-mnist training CPU-minutes", card("ddpm-mnist", "train_cpu_minutes"), [
         ("docs/results.md", r"`ddpm-mnist` \|[^\n]*?; " + NUMBER + " CPU-min of training"),
-        ("docs/your_images.md", r"18,000 steps \| " + NUMBER + " CPU-minutes"),
+        ("docs/your_images.md", r"30,000 steps \| " + NUMBER + " CPU-minutes"),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*\| " + NUMBER + " CPU-min"),
-        (RECIPES + "ddpm-mnist.toml", w("after", NUMBER, "CPU-minutes", "of", "training")),
+        ("docs/ddpm.md", w("Training", "took", NUMBER, "CPU-minutes.", "`genmodels", "ema")),
+        (RECIPES + "ddpm-mnist.toml", w("Measured:", NUMBER, "CPU-minutes", "of", "training")),
+    ]),
+    Figure("flow-mnist FD-mnist (n = 10,000, Heun 10)", card("flow-mnist", "FD-mnist"), [
+        ("docs/results.md", r"`zoo:flow-mnist`\s+\(flow matching[^;]*?FD-mnist\s+" + NUMBER),
+        ("docs/flow.md", r"`zoo:flow-mnist` \| Heun 10 \(20\) \| \*\*" + NUMBER),
+        ("docs/your_images.md", r"same network and steps \| [\d.]+ CPU-minutes \| FD-mnist " + NUMBER),
+        ("docs/zoo.md", r"`zoo:flow-mnist`[^\n]*FD-mnist " + NUMBER),
+    ]),
+    Figure("flow-mnist ODE likelihood (200 digits)", card("flow-mnist", "nll:bpd_ode"), [
+        ("docs/results.md", w("ODE", "likelihood", "of") + r"\s+" + NUMBER + r"\s+bits/dim"),
+        ("docs/flow.md", r"`zoo:flow-mnist` \|[^\n]*\| " + NUMBER + r" bits/dim \(ODE"),
+        ("docs/zoo.md", r"`zoo:flow-mnist`[^\n]*ODE likelihood " + NUMBER),
+    ]),
+    Figure("flow-mnist training CPU-minutes", card("flow-mnist", "train_cpu_minutes"), [
+        ("docs/flow.md", w("bf16", "autocast,", "native", r"there\):") + r"\s+" + NUMBER),
+        ("docs/your_images.md", r"same network and steps \| " + NUMBER + " CPU-minutes"),
+        ("docs/zoo.md", r"`zoo:flow-mnist`[^\n]*\| " + NUMBER + " CPU-min"),
+        (RECIPES + "flow-mnist.toml", w("Measured:", NUMBER, "CPU-minutes", "of", "training")),
     ]),
     # ---- the leaderboard (docs/results_table.md, written by genmodels compare) ----
     Figure("leaderboard: real-data floor FD-mnist", table("real-data floor", "FD-mnist"), [
@@ -224,6 +247,17 @@ FIGURES = [
     ]),
     Figure("leaderboard: infogan code accuracy (200 digits)", table("zoo:infogan-mnist", "code-accuracy"), [
         ("docs/results.md", w("code", "accuracy", "of", "the", "InfoGAN,") + r"\s+" + NUMBER + " here"),
+    ]),
+    Figure("leaderboard: ddpm FD-mnist (the 18,000-step entry)", table("zoo:ddpm-mnist", "FD-mnist"), [
+        ("docs/results.md", w("default", "then,", "DPM-Solver\\+\\+", "with", "20", r"steps\)", "has", "FD-mnist")
+         + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: ddpm Parzen (the 18,000-step entry)", table("zoo:ddpm-mnist", "Parzen LL"), [
+        ("docs/results.md", w("0.91,", "Parzen") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: ddpm Theorem 8 bound (the 18,000-step entry)", table("zoo:ddpm-mnist", "NLL"), [
+        ("docs/results.md", w("Theorem", "8", "bound", "of") + r"\s+" + NUMBER
+         + w("", "bits/dim", "on", "200", "random", "test", "digits;", "Goodfellow")),
     ]),
     Figure("leaderboard: ddpm recall", table("zoo:ddpm-mnist", "recall"), [
         ("docs/results.md", w("the", "highest", "recall,") + r"\s+" + NUMBER),
