@@ -30,6 +30,7 @@ from genmodels.errors import ConfigError
 from genmodels.training import distributed
 
 CPUINFO = Path("/proc/cpuinfo")
+CGROUP_ROOT = Path("/sys/fs/cgroup")   # where Linux mounts the cgroup CPU controller
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 EMULATED_BF16_SLOWDOWN = 7.7   # bf16 / fp32 sampling time measured on an AVX2 CPU without native bf16
 
@@ -131,7 +132,7 @@ def resolve_threads(threads: int, local_world_size: int = 1, cores: int | None =
     return max(1, cores // max(1, local_world_size))
 
 
-def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+def usable_cores(cgroup_root: Path = CGROUP_ROOT) -> int:
     """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (a container
     started with `--cpus N` sees every core of the host in its affinity but may use N)."""
     try:
@@ -142,7 +143,7 @@ def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     return min(affinity, quota) if quota else affinity
 
 
-def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+def cgroup_cpus(root: Path = CGROUP_ROOT) -> int | None:
     """The whole CPUs a cgroup CPU quota allows (at least 1), or None without a quota: cgroup v2's
     cpu.max ("QUOTA PERIOD", QUOTA "max" without one), else v1's cpu.cfs_quota_us / cpu.cfs_period_us
     (-1 without one). Unreadable or malformed files count as no quota."""
@@ -164,5 +165,4 @@ def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> int | None:
 
 def _physical_cores() -> int:
     """Cores this process may use, capped by torch's own default thread count."""
-    usable = usable_cores()
-    return max(1, min(usable, torch.get_num_threads()))
+    return max(1, min(usable_cores(), torch.get_num_threads()))
