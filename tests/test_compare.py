@@ -194,6 +194,14 @@ def test_cached_rows_come_back_equal_and_only_new_rows_are_measured(runs, tmp_pa
     assert fresh["columns"] == second["columns"]   # in the evaluation's order, not the file's
     assert fresh["floor"]["metrics"] == second["floor"]["metrics"]
 
+    # a metric that is one family's own (the VAE's elbo) re-measures that family's rows only
+    measured.clear()
+    monkeypatch.setattr(E, "evaluate", no_floor)
+    elbo = ["--metrics", "fd,prdc,nll,elbo", *small[2:]]
+    cli_json(capsys, ["compare", runs["vae"], runs["ddpm"], *elbo, "--cache", str(cache)])
+    assert measured == ["vae", "vae"]   # its samples and its own metrics; the DDPM's row and the floor from the cache
+    monkeypatch.setattr(E, "evaluate", real_floor)
+
     # another seed is another row; a damaged file is measured again (and rewritten), with a message
     measured.clear()
     cli_json(capsys, ["compare", runs["vae"], *small, "--seed", "1", "--cache", str(cache)])
@@ -206,6 +214,36 @@ def test_cached_rows_come_back_equal_and_only_new_rows_are_measured(runs, tmp_pa
     captured = capsys.readouterr()
     assert "unusable" in captured.err and json.loads(captured.out)["rows"][0]["metrics"] == first["rows"][0]["metrics"]
     assert measured == ["vae", "vae"]
+
+
+def test_cache_keys_and_command_name_the_resolved_device_not_the_launch(runs, tmp_path, capsys, monkeypatch):
+    """Rows measured with `--device cpu` serve `--device auto` on a CPU and a torchrun rank's explicit
+    device (compare_sources(device=...)), and the table's command shows only the flags given."""
+    import torch
+
+    import genmodels.evaluation.compare as ev
+    from genmodels.report.compare import CompareConfig
+    from genmodels.report.compare_cache import RowCache
+
+    cache = tmp_path / "cache"
+    small = ["--metrics", "fd", "--n", "50", "--k", K, "--no-progress", "--json", "--cache", str(cache)]
+    first = cli_json(capsys, ["compare", runs["vae"], *small, "--device", "cpu"])
+    assert "--device cpu" in first["command"]
+    measured: list[str] = []
+    real_loaded = ev.evaluate_loaded
+
+    def counting(loaded, *a, **kw):
+        measured.append(loaded.config.model_name)
+        return real_loaded(loaded, *a, **kw)
+
+    monkeypatch.setattr(ev, "evaluate_loaded", counting)
+    second = cli_json(capsys, ["compare", runs["vae"], *small])   # --device auto: the CPU here
+    assert measured == [] and second["rows"][0]["metrics"] == first["rows"][0]["metrics"]
+    assert "--device" not in second["command"]
+    cfg = CompareConfig(metrics="fd", n=50, k=int(K), progress=False)
+    table = ev.compare_sources([runs["vae"]], cfg, cache=RowCache(cache), device=torch.device("cpu"))
+    assert measured == [] and "--device" not in table.command and cfg.device == CompareConfig().device
+    assert table.to_dict()["rows"][0]["metrics"] == first["rows"][0]["metrics"]
 
 
 def test_cache_keys_follow_the_weights_not_the_path(runs, tmp_path):

@@ -95,11 +95,10 @@ def run(args: argparse.Namespace) -> int:
     tail += [a for flag, path in (("--markdown", args.markdown), ("--html", args.html)) if path for a in (flag, path)]
     tail += ["--json"] if args.json else []
     with distributed.session(cfg.device) as (info, device):   # under torchrun: each rank its share, rank 0 writes
-        if info.enabled:
-            cfg.device = str(device)             # each rank's own GPU (cuda:LOCAL_RANK) or the CPU
         table = compare_sources(args.sources, cfg, ema=args.ema, zoo_root=args.zoo_root,
                                 sample_options=family_sample_options(args.sample_option),
-                                cache=RowCache(args.cache), command_tail=tail)
+                                cache=RowCache(args.cache), command_tail=tail,
+                                device=device if info.enabled else None)   # a rank's GPU (cuda:LOCAL_RANK) or CPU
     if not info.is_main:
         return 0
     if args.markdown:

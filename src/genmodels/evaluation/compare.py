@@ -116,14 +116,18 @@ def _metrics_of(report) -> dict[str, dict]:
 def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
                     sample_options: Mapping[str, Mapping[str, Any]] | None = None,
                     zoo_root: str | Path | None = None, cache: RowCache | None = None,
-                    command_tail: list[str] | None = None) -> CompareTable:
+                    command_tail: list[str] | None = None, device: torch.device | None = None) -> CompareTable:
     """Fill a CompareTable: check that the sources share one data set, then evaluate each (its
     sample metrics at cfg.n, its model metrics at cfg.nll_n) and the real-data floor once.
     `sample_options`: {family: {field: value or text}}, for every source of that family. `cache`
     (a `report.compare_cache.RowCache`) gives back the rows measured before and keeps the new ones.
     The table's command is `command_line(...)` followed by `command_tail` (None: the
-    --sample-option flags of `sample_options`)."""
+    --sample-option flags of `sample_options`). `device`: where this process measures (under torchrun
+    each rank's own); None: cfg.device resolved. The table's command and the cache keys name the
+    resolved device's type, never the process's own device, so one launch's rows serve another's."""
     cfg.validate()
+    device = device if device is not None else resolve_device(cfg.device)
+    shown, cfg = cfg, dataclasses.replace(cfg, device=str(device))   # the command as given; measured here
     sample_options = {family: dict(values) for family, values in (sample_options or {}).items()}
     cache = cache if cache is not None else RowCache(None)
     info = {s: data_of(s, zoo_root) for s in sources}
@@ -134,27 +138,26 @@ def compare_sources(sources: list[str], cfg: CompareConfig, *, ema: bool = True,
     if command_tail is None:
         command_tail = [a for family, values in sample_options.items() for key, value in values.items()
                         for a in ("--sample-option", f"{family}:{key}={value}")]
-    command = command_line(sources, cfg, [*sample_metrics, *model_metrics], ema=ema, zoo_root=zoo_root,
+    command = command_line(sources, shown, [*sample_metrics, *model_metrics], ema=ema, zoo_root=zoo_root,
                            tail=command_tail)
 
     train, test = evaluation_data(data_cfg)
     check_counts(cfg, tuple(test.x.shape[1:]))     # --n and --k bounded before anything is measured
     name, options = keys[sources[0]]
-    table = CompareTable(dataset=name, data_options=options, extractor="-", settings=cfg, command=command,
+    table = CompareTable(dataset=name, data_options=options, extractor="-", settings=shown, command=command,
                          sample_metrics=sample_metrics, model_metrics=model_metrics)
     names = [source_name(s) for s in sources]
     names = [n if names.count(n) == 1 else s for n, s in zip(names, sources, strict=True)]   # two runs called the same
 
     content = data_digest(train, test) if cache.folder is not None else None   # a rewritten file is other data
-    common = {"settings": settings_parts(cfg), "data": [name, options], "data_sha256": content,
-              "sample_metrics": sample_metrics}
+    settings = {**settings_parts(cfg), "device": device.type}   # the device's type, not a rank's own
+    common = {"settings": settings, "data": [name, options], "data_sha256": content, "sample_metrics": sample_metrics}
     if sample_metrics:
         got = _floor(cache, common, train, test, cfg, sample_metrics, name)
         table.floor = CompareRow("real-data floor", source="test vs train", floor=True, metrics=got["metrics"])
         table.extractor, table.n_reference, table.n_floor = got["extractor"], got["n_reference"], got["n_floor"]
         table.n_samples = cfg.n
         table.notes += got["notes"]
-    device = resolve_device(cfg.device)
     bar = tqdm(total=len(sources), desc="compare", unit="model", disable=not cfg.progress, file=sys.stderr)
     for source, row_name in zip(sources, names, strict=True):
         bar.set_postfix_str(row_name)

@@ -35,7 +35,10 @@ from genmodels.config_fields import check_record
 from genmodels.version import __version__
 
 FORMAT = 2   # 2: payloads keep the evaluation's order of metrics (1 sorted them, and the columns with them)
-IGNORED_SETTINGS = ("progress",)   # changes no number
+# progress changes no number; metrics, the table's request, is keyed resolved instead: each key holds the
+# sample metrics measured and a row's key its own model metrics, so a metric added for one family's rows
+# (code-accuracy for an InfoGAN) leaves the other rows' keys as they were
+IGNORED_SETTINGS = ("progress", "metrics")
 
 
 @dataclass
