@@ -250,7 +250,7 @@ def test_reflow_noise_is_a_function_of_the_seed_and_the_index():
     assert not torch.equal(reflow_noise(3, (2,), seed=8), a[:3])
 
 
-def test_reflow_pairs_are_the_previous_flows_samples_and_reproducible():
+def test_reflow_pairs_are_the_previous_flows_samples_and_reproducible(capfd):
     data = _points()
     previous = _build(FlowConfig(**TINY), data.spec)
     _train(previous, data, 20)
@@ -260,6 +260,9 @@ def test_reflow_pairs_are_the_previous_flows_samples_and_reproducible():
     first.start_reflow(previous)
     second.start_reflow(previous)
     assert torch.equal(first.pairs.x0, second.pairs.x0) and bool(first.pairs.filled)
+    shown = _build(config, data.spec, seed=4)
+    shown.start_reflow(previous, progress=True)          # a bar on stderr, the same pairs
+    assert torch.equal(shown.pairs.x0, first.pairs.x0) and "reflow pairs" in capfd.readouterr().err
     # pair i: the previous flow's ODE from noise i, in model space
     noise = reflow_noise(40, (2,), seed=3)
     want = euler(previous.velocity_fn(), noise, steps=8)
@@ -278,10 +281,11 @@ def test_train_reflow_and_evaluate_through_the_command_line(tmp_path, capsys):
             "--mlp-width", "32", "--mlp-depth", "1"]
     first, second = tmp_path / "rf1", tmp_path / "rf2"
     assert main(["train", "flow", "--data", "ring8", "--steps", "30", "--out", str(first), *fast]) == 0
+    capsys.readouterr()
     assert main(["train", "flow", "--data", "ring8", "--steps", "10", "--out", str(second), *fast,
                  "--reflow-from", str(first), "--reflow-pairs", "64", "--reflow-sampler", "euler",
                  "--reflow-steps", "4"]) == 0
-    capsys.readouterr()
+    assert f"drawing 64 reflow pairs from {first} (euler, 4 steps)" in capsys.readouterr().err
     assert main(["evaluate", str(second), "--metrics", "straightness", "--n", "20", "--straightness-steps", "4"]) == 0
     assert "straightness" in capsys.readouterr().out
     assert main(["sample", str(second), "--n", "6", "--sampler", "euler", "--steps", "2",

@@ -155,7 +155,12 @@ def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bo
                 print(f"genmodels: networks initialised from {config.init} (step {source.step}"
                       f"{', EMA weights' if source.ema else ''})", file=sys.stderr, flush=True)
         if needs_reflow(config, resume):   # a flow's reflow pairs and weights, before the EMA copy too
-            reflow_from_source(model, config, dataset.spec, zoo_root=zoo_root)
+            m = config.model
+            if info.is_main:
+                print(f"genmodels: drawing {m.reflow_pairs:,} reflow pairs from {m.reflow_from} "
+                      f"({m.reflow_sampler}, {m.reflow_steps} steps)", file=sys.stderr, flush=True)
+            reflow_from_source(model, config, dataset.spec, zoo_root=zoo_root,
+                               progress=config.trainer.progress and info.is_main)
         result = Trainer(config, resume=resume, override_identity=override_identity,
                          on_finish=write_report).fit(model, dataset)
     finally:

@@ -148,11 +148,13 @@ def init_from_source(model, config: RunConfig, spec: DataSpec, source: str | Pat
     return loaded
 
 
-def reflow_from_source(model, config: RunConfig, spec: DataSpec, *, zoo_root: str | Path | None = None) -> LoadedRun:
+def reflow_from_source(model, config: RunConfig, spec: DataSpec, *, zoo_root: str | Path | None = None,
+                       progress: bool = False) -> LoadedRun:
     """Start a flow reflow run (Liu et al. 2023; `genmodels train flow --reflow-from SOURCE`): read the
     previous flow config.model.reflow_from (a run directory or zoo:NAME; its EMA weights), check that it
     is a flow trained on data of the same kind, shape and classes, and hand it to the new model
-    (`Flow.start_reflow`: its weights copied, the (noise, sample) pairs drawn). Returns the source as loaded."""
+    (`Flow.start_reflow`: its weights copied, the (noise, sample) pairs drawn, with a progress bar when
+    `progress`). Returns the source as loaded."""
     from genmodels.models.flow import Flow  # lazy: a family loads on first use
 
     source = config.model.reflow_from
@@ -166,5 +168,5 @@ def reflow_from_source(model, config: RunConfig, spec: DataSpec, *, zoo_root: st
     if differ:
         raise ConfigError(f"--reflow-from {source}: it was trained on other data ({'; '.join(differ)}); pass its "
                           f"--data")
-    model.start_reflow(loaded.model)
+    model.start_reflow(loaded.model, progress=progress)
     return loaded

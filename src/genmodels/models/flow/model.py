@@ -182,11 +182,12 @@ class Flow(GenerativeModel):
         return x0.clamp(-1, 1) if self.is_image else x0
 
     # --- reflow -------------------------------------------------------------------------
-    def start_reflow(self, previous: Flow) -> None:
+    def start_reflow(self, previous: Flow, *, progress: bool = False) -> None:
         """Begin a reflow run from the previous flow (Liu et al. 2023, Algorithm 1): copy its network and
         standardiser (the new flow starts from its weights, as theirs does) and draw the pairs
         (x_1 from reflow_seed, x_0 its ODE solution with reflow_sampler / reflow_steps). ConfigError
-        when the networks differ or this model takes no pairs (model.reflow_from unset)."""
+        when the networks differ or this model takes no pairs (model.reflow_from unset). `progress`: a
+        progress bar over the pairs."""
         if self.pairs is None:
             raise ConfigError("reflow needs model.reflow_from (the previous flow)")
         differ = [f"model.{k}: {getattr(previous.config, k)!r} there vs {getattr(self.config, k)!r} here"
@@ -204,7 +205,7 @@ class Flow(GenerativeModel):
             return previous._solve(x_1, options, y if self.config.class_conditional else None)
 
         with torch.no_grad():
-            self.pairs.fill(draw_pairs(solve, self.pairs.noise(), labels), labels)
+            self.pairs.fill(draw_pairs(solve, self.pairs.noise(), labels, progress=progress), labels)
 
     # --- the family's metrics -----------------------------------------------------------
     @torch.no_grad()

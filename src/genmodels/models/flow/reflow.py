@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 CHUNK = 1000    # pairs per chunk of the noise generator and per ODE batch
 
@@ -37,10 +38,16 @@ def pair_labels(n: int, num_classes: int, device: torch.device | str = "cpu") ->
 
 @torch.no_grad()
 def draw_pairs(solve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor,
-               labels: torch.Tensor) -> torch.Tensor:
+               labels: torch.Tensor, *, progress: bool = False) -> torch.Tensor:
     """The samples x_0 = solve(x_1, labels) of the previous flow's ODE for each noise x_1 (n, ...),
-    CHUNK at a time (the same chunks whatever n, so each sample is a function of its own noise). (n, ...)."""
-    return torch.cat([solve(noise[i:i + CHUNK], labels[i:i + CHUNK]) for i in range(0, len(noise), CHUNK)])
+    CHUNK at a time (the same chunks whatever n, so each sample is a function of its own noise), with a
+    progress bar on stderr when `progress`. (n, ...)."""
+    out = []
+    with tqdm(total=len(noise), desc="reflow pairs", unit="pair", disable=not progress) as bar:
+        for i in range(0, len(noise), CHUNK):
+            out.append(solve(noise[i:i + CHUNK], labels[i:i + CHUNK]))
+            bar.update(len(out[-1]))
+    return torch.cat(out)
 
 
 class ReflowPairs(nn.Module):
