@@ -121,7 +121,7 @@ FIGURES = [
         (RECIPES + "iwae-mnist.toml", r"Measured \(seed 0\): " + NUMBER + " CPU-minutes"),
     ]),
     Figure("dcgan-mnist FD-mnist of the run (card)", card("dcgan-mnist", "FD-mnist"), [
-        ("docs/results.md", r"`dcgan-mnist` \|[^\n]*?, " + NUMBER + r" for the run's fp32 weights"),
+        ("docs/results.md", r"`dcgan-mnist` \|[^\n]*?; " + NUMBER + r" for the run's fp32 weights"),
         ("docs/zoo.md", r"`zoo:dcgan-mnist`[^\n]*FD-mnist " + NUMBER),
         (RECIPES + "dcgan-mnist.toml", r"FD-mnist " + NUMBER + r" \(floor"),
     ]),
@@ -178,7 +178,6 @@ FIGURES = [
     ]),
     Figure("ddpm-mnist FD-mnist (n = 10,000, Euler-ancestral 50)", card("ddpm-mnist", "FD-mnist"), [
         ("docs/results.md", r"`ddpm-mnist` \|[^\n]*?FD-mnist " + NUMBER),
-        ("docs/results.md", w("Euler-ancestral", "50,", "has", "FD-mnist") + r"\s+" + NUMBER),
         ("docs/your_images.md", r"30,000 steps \| [\d.]+ CPU-minutes \| FD-mnist " + NUMBER),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*FD-mnist " + NUMBER),
         ("docs/ddpm.md", r"\*\*FD-mnist " + NUMBER + r"\*\* against the floor"),
@@ -187,12 +186,10 @@ FIGURES = [
     ]),
     Figure("ddpm-mnist Parzen", card("ddpm-mnist", "parzen_ll"), [
         ("docs/results.md", r"`ddpm-mnist` \|[^\n]*?\*\*Parzen " + NUMBER),
-        ("docs/results.md", r"Euler-ancestral 50, has FD-mnist[^;]*?Parzen\s+" + NUMBER),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*Parzen " + NUMBER),
         ("docs/ddpm.md", w("coverage", r"[\d.]+,", "Parzen") + r"\s+" + NUMBER),
     ]),
     Figure("ddpm-mnist Theorem 8 bound (200 digits)", card("ddpm-mnist", "nll:bpd_total"), [
-        ("docs/results.md", r"Euler-ancestral 50, has FD-mnist[^;]*?Theorem 8 bound of\s+" + NUMBER),
         ("docs/zoo.md", r"`zoo:ddpm-mnist`[^\n]*Theorem 8 bound " + NUMBER),
         ("docs/flow.md", r"\| " + NUMBER + r" bits/dim \(Theorem 8 bound\)"),
     ]),
@@ -204,13 +201,11 @@ FIGURES = [
         (RECIPES + "ddpm-mnist.toml", w("Measured:", NUMBER, "CPU-minutes", "of", "training")),
     ]),
     Figure("flow-mnist FD-mnist (n = 10,000, Heun 10)", card("flow-mnist", "FD-mnist"), [
-        ("docs/results.md", r"`zoo:flow-mnist`\s+\(flow matching[^;]*?FD-mnist\s+" + NUMBER),
         ("docs/flow.md", r"`zoo:flow-mnist` \| Heun 10 \(20\) \| \*\*" + NUMBER),
         ("docs/your_images.md", r"same network and steps \| [\d.]+ CPU-minutes \| FD-mnist " + NUMBER),
         ("docs/zoo.md", r"`zoo:flow-mnist`[^\n]*FD-mnist " + NUMBER),
     ]),
     Figure("flow-mnist ODE likelihood (200 digits)", card("flow-mnist", "nll:bpd_ode"), [
-        ("docs/results.md", w("ODE", "likelihood", "of") + r"\s+" + NUMBER + r"\s+bits/dim"),
         ("docs/flow.md", r"`zoo:flow-mnist` \|[^\n]*\| " + NUMBER + r" bits/dim \(ODE"),
         ("docs/zoo.md", r"`zoo:flow-mnist`[^\n]*ODE likelihood " + NUMBER),
     ]),
@@ -224,7 +219,7 @@ FIGURES = [
     Figure("leaderboard: real-data floor FD-mnist", table("real-data floor", "FD-mnist"), [
         ("docs/results.md", w("against", "a", "floor", "of") + r"\s+" + NUMBER),
         ("docs/results.md", r"`dcgan-mnist` \|[^\n]*?\(floor " + NUMBER),
-        ("docs/metrics.md", r"158\.7 against " + NUMBER),
+        ("docs/metrics.md", r"159\.1 against " + NUMBER),
         ("docs/your_images.md", w("digits", r"\(the", "real-data", r"floor\)", "score") + r"\s+" + NUMBER),
     ]),
     Figure("leaderboard: real-data floor Parzen", table("real-data floor", "Parzen LL"), [
@@ -242,25 +237,39 @@ FIGURES = [
         ("docs/results.md", w("precision") + r"\s+" + NUMBER + w("", "and", "Parzen")),
     ]),
     Figure("leaderboard: infogan Parzen", table("zoo:infogan-mnist", "Parzen LL"), [
-        ("docs/results.md", w("and", "Parzen") + r"\s+" + NUMBER + r" \+- 2\.2 nats;"),
-        ("docs/results.md", r"Parzen " + NUMBER + " at n = 10,000\\)"),
+        ("docs/results.md", w("and", "Parzen") + r"\s+" + NUMBER + r" \+- 2\.2 nats\."),
+        ("docs/results.md", r"Parzen " + NUMBER + " at n = 10,000, the leaderboard\\)"),
     ]),
     Figure("leaderboard: infogan code accuracy (200 digits)", table("zoo:infogan-mnist", "code-accuracy"), [
         ("docs/results.md", w("code", "accuracy", "of", "the", "InfoGAN,") + r"\s+" + NUMBER + " here"),
     ]),
-    Figure("leaderboard: ddpm FD-mnist (the 18,000-step entry)", table("zoo:ddpm-mnist", "FD-mnist"), [
-        ("docs/results.md", w("default", "then,", "DPM-Solver\\+\\+", "with", "20", r"steps\)", "has", "FD-mnist")
-         + r"\s+" + NUMBER),
+    Figure("leaderboard: ddpm FD-mnist", table("zoo:ddpm-mnist", "FD-mnist"), [
+        ("docs/results.md", w("comes", "second,", "FD-mnist") + r"\s+" + NUMBER),
+        ("docs/results.md", w("on", "sample", r"quality", r"\(") + NUMBER + w("", "against")),
     ]),
-    Figure("leaderboard: ddpm Parzen (the 18,000-step entry)", table("zoo:ddpm-mnist", "Parzen LL"), [
-        ("docs/results.md", w("0.91,", "Parzen") + r"\s+" + NUMBER),
-    ]),
-    Figure("leaderboard: ddpm Theorem 8 bound (the 18,000-step entry)", table("zoo:ddpm-mnist", "NLL"), [
-        ("docs/results.md", w("Theorem", "8", "bound", "of") + r"\s+" + NUMBER
-         + w("", "bits/dim", "on", "200", "random", "test", "digits;", "Goodfellow")),
+    Figure("leaderboard: ddpm precision", table("zoo:ddpm-mnist", "precision"), [
+        ("docs/results.md", w("comes", "second,", r"FD-mnist\s+[\d.]+,", "precision") + r"\s+" + NUMBER),
     ]),
     Figure("leaderboard: ddpm recall", table("zoo:ddpm-mnist", "recall"), [
+        ("docs/results.md", w("comes", "second,", r"[^;]*?recall") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: ddpm Parzen", table("zoo:ddpm-mnist", "Parzen LL"), [
+        ("docs/results.md", w("comes", "second,", r"[^;]*?Parzen") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: ddpm Theorem 8 bound (200 digits)", table("zoo:ddpm-mnist", "NLL"), [
+        ("docs/results.md", w("comes", "second,", r"[^;]*?Theorem", "8", "bound", "of") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: flow FD-mnist", table("zoo:flow-mnist", "FD-mnist"), [
+        ("docs/results.md", w("Heun", r"10\)", "third,", "FD-mnist") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: flow recall", table("zoo:flow-mnist", "recall"), [
         ("docs/results.md", w("the", "highest", "recall,") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: flow Parzen", table("zoo:flow-mnist", "Parzen LL"), [
+        ("docs/results.md", w("third,", r"[^;]*?Parzen") + r"\s+" + NUMBER),
+    ]),
+    Figure("leaderboard: flow ODE likelihood (200 digits)", table("zoo:flow-mnist", "NLL"), [
+        ("docs/results.md", w("ODE", "likelihood", "of") + r"\s+" + NUMBER + r"\s+bits/dim"),
     ]),
     Figure("leaderboard: dcgan FD-mnist", table("zoo:dcgan-mnist", "FD-mnist"), [
         ("docs/results.md", w("the", "DCGAN", "FD") + r"\s+" + NUMBER),
@@ -338,6 +347,17 @@ FIGURES = [
     Figure("iwae-mnist: CPU-s per step in bf16", text(RECIPES + "iwae-mnist.toml",
                                                       NUMBER + r" CPU-s per step in bf16"), [
         ("docs/vae.md", w("one", "step", "took", NUMBER, "CPU-seconds", "in", "bf16")),
+    ]),
+    Figure("flow-mnist-reflow: straightness", text(RECIPES + "flow-mnist-reflow.toml", r"straightness " + NUMBER), [
+        ("docs/flow.md", r"\*\*" + NUMBER + r"\*\*\s+after\s+one\s+reflow,\s+22\s+times"),
+    ]),
+    Figure("flow-mnist-reflow: FD-mnist at 50 steps", text(RECIPES + "flow-mnist-reflow.toml", r"24\.8, " + NUMBER), [
+        ("docs/flow.md", r"\| 50 \|[^\n]*\| \*\*" + NUMBER),
+        ("docs/flow.md", w("33.7", "against", "2", "x") + r"\s+" + NUMBER),
+    ]),
+    Figure("flow-mnist-reflow: training CPU-minutes", text(RECIPES + "flow-mnist-reflow.toml",
+                                                           r"the training " + NUMBER + " CPU-minutes"), [
+        ("docs/flow.md", w("the", "training", NUMBER, r"CPU-minutes")),
     ]),
     Figure("ddpm-mnist: Theorem 8 bound (1,000 digits)", text(RECIPES + "ddpm-mnist.toml", NUMBER + " bits/dim"), [
         ("docs/results.md", r"Theorem 8 bound \*\*" + NUMBER + r" bits/dim on 1,000"),
