@@ -163,6 +163,7 @@ def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bo
                                progress=config.trainer.progress and info.is_main)
         result = Trainer(config, resume=resume, override_identity=override_identity,
                          on_finish=write_report).fit(model, dataset)
+        distributed.barrier(info)   # rank 0's report written: no rank leaves the group while another is in it
     finally:
         distributed.teardown()
     return Fitted(model=model, result=result, is_main=info.is_main)
