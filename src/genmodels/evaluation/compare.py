@@ -242,8 +242,7 @@ def _cached_row(loaded: LoadedRun, cfg: CompareConfig, opts: Mapping[str, Any], 
     parts = {**common, "family": family, "weights": weights_digest(loaded.model), "step": loaded.step,
              "ema": loaded.ema, "model_metrics": own,
              "sample_options": dataclasses.asdict(run_sample_options(loaded, opts)),   # as drawn: card/run too
-             "precision": sampling_precision(cfg.precision, loaded.config.trainer.precision, device)[0],
-             "device": device.type}
+             "precision": sampling_precision(cfg.precision, loaded.config.trainer.precision, device)[0]}
     got = cache.get(parts, RowPayload)
     if got is None:
         got = _measure_row(loaded, cfg, opts, data, sample_metrics, own, family)
