@@ -39,15 +39,17 @@ GAN = ["gan", "--data", "moons", "--mlp-width", "32", "--mlp-depth", "2", "--z-d
        "--no-g-batchnorm"]   # batch norm sees each rank's half on the CPU (SyncBatchNorm is CUDA-only)
 
 
-def torchrun(nproc: int, argv: list[str], tmp_path: Path) -> None:
-    """`torchrun --standalone --nproc_per_node N -m genmodels train ...` in tmp_path."""
+def torchrun(nproc: int, argv: list[str], tmp_path: Path, entry: tuple[str, ...] = ("-m", "genmodels")) -> str:
+    """`torchrun --standalone --nproc_per_node N -m genmodels train ...` in tmp_path (or `entry`, a
+    script, in place of `-m genmodels`); returns what the ranks printed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "genmodels", "train", *argv]
+           *entry, "train", *argv]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stdout
 
 
 def train_here(argv: list[str]) -> None:
@@ -164,6 +166,27 @@ def test_gan_two_processes_equal_one_and_resume_on_other_counts(tmp_path):
     torchrun(2, [*GAN, "--out", str(one_then_two), "--resume", "--steps", str(2 * STEPS), *COMMON], tmp_path)
     assert_close_states(state(one_then_two), state(full))
     assert [r["step"] for r in read_metrics(one_then_two / "metrics.jsonl")] == list(range(1, 2 * STEPS + 1))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc (Linux)")
+def test_no_process_group_thread_outlives_the_run(tmp_path):
+    """Every rank leaves the process group whole: once `genmodels train` returns, gloo's worker
+    threads are gone. A thread left alive (the group kept by a reference past destroy_process_group)
+    may free a tensor of its last collective while the interpreter exits, and the rank then aborts
+    (SIGABRT) after a finished run, now and then, under load."""
+    script = tmp_path / "train_then_count_threads.py"
+    script.write_text(  # native threads: the process's, less those Python started (tqdm's monitor)
+        "import os, sys, threading\n"
+        "from genmodels.cli import main\n"
+        "def native(): return len(os.listdir('/proc/self/task')) - len(threading.enumerate())\n"
+        "before = native()      # torch's own, from its import\n"
+        "code = main(sys.argv[1:])\n"
+        "print(f\"rank {os.environ['RANK']}: {native() - before} more native thread(s)\", flush=True)\n"
+        "sys.exit(code)\n")
+    printed = torchrun(2, [*GAN, "--out", str(tmp_path / "run2"), "--steps", "2", *COMMON], tmp_path,
+                       entry=(str(script),))
+    assert sorted(line for line in printed.splitlines() if line.startswith("rank ")) == \
+        ["rank 0: 0 more native thread(s)", "rank 1: 0 more native thread(s)"], printed
 
 
 # --- the pieces, in process ---------------------------------------------------------------------

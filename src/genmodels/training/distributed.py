@@ -33,6 +33,15 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
+# torch.distributed.nn takes the default process group as a default argument of its functions
+# (`group=group.WORLD`), evaluated when it is imported, and torch imports it lazily (torch._dynamo,
+# loaded by the first optimizer, imports it through FSDP). Imported after init_process_group, it
+# keeps the group alive past destroy_process_group: gloo's worker threads then outlive the run and,
+# when one drops its last collective while the interpreter exits, it frees a Python tensor without
+# the GIL and the process aborts ("terminate called without an active exception", SIGABRT) after
+# the run has finished. Imported here, before any group exists, the defaults hold None.
+import torch.distributed.nn  # noqa: F401
+
 from genmodels.errors import ConfigError, GenmodelsError, RankFailed
 from genmodels.run.load import resolve_device
 
