@@ -24,6 +24,10 @@ from genmodels.diffusion.flow import (
     mixture_velocity,
     ot_permutation,
     path_point,
+    pseudo_huber_c,
+    pseudo_huber_loss,
+    u_shaped_density,
+    u_shaped_quantile,
     velocity_target,
 )
 from genmodels.diffusion.flow_samplers import FLOW_SAMPLERS, euler, get_flow_sampler, straightness, time_grid
@@ -62,8 +66,45 @@ def test_time_densities():
     shifted = draw_times(20000, "logit-normal", g, "cpu", mean=1.0, std=0.5)
     logit = torch.log(shifted / (1 - shifted))
     assert abs(float(logit.mean()) - 1) < 0.03 and abs(float(logit.std()) - 0.5) < 0.03
-    with pytest.raises(ConfigError, match="logit-normal, uniform"):
+    with pytest.raises(ConfigError, match="logit-normal, u-shaped, uniform"):
         draw_times(3, "beta", g, "cpu")
+
+
+def test_u_shaped_density_against_its_closed_form():
+    """Lee et al. 2024's U-shaped p(t) = a cosh(a (t - 1/2)) / (2 sinh(a / 2)): it integrates to 1, it is
+    the even mixture of the densities proportional to exp(a t) and exp(a (1 - t)), the quantile inverts
+    its CDF, and the draws follow it."""
+    a = 4.0
+    t = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    p = u_shaped_density(t, a)
+    assert float(torch.trapezoid(p, t)) == pytest.approx(1.0, abs=1e-9)
+    c = a / (math.exp(a) - 1)                                     # the normaliser of a exp(a t) on [0, 1]
+    assert torch.allclose(p, 0.5 * c * (torch.exp(a * t) + torch.exp(a * (1 - t))), rtol=1e-12)
+    assert float(p[0] / p[100_000]) == pytest.approx(math.cosh(2.0))    # the ends 3.76x the middle
+    u = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0], dtype=torch.float64)
+    q = u_shaped_quantile(u, a)
+    cdf = (torch.sinh(a * (q - 0.5)) / math.sinh(a / 2) + 1) / 2
+    assert torch.allclose(cdf, u, atol=1e-12) and q[0] == 0 and q[2] == 0.5 and q[-1] == 1
+    g = torch.Generator().manual_seed(0)
+    drawn = draw_times(50_000, "u-shaped", g, "cpu", a=a)
+    assert drawn.dtype == torch.float32 and 0 <= float(drawn.min()) and float(drawn.max()) <= 1
+    draws = drawn.double()
+    for x in (0.1, 0.25, 0.5):                                      # empirical CDF against F
+        want = (math.sinh(a * (x - 0.5)) / math.sinh(a / 2) + 1) / 2
+        assert float((draws <= x).double().mean()) == pytest.approx(want, abs=0.006)
+    second = float(torch.trapezoid(p * (t - 0.5) ** 2, t))          # E[(t - 1/2)^2] by quadrature
+    assert float(((draws - 0.5) ** 2).mean()) == pytest.approx(second, rel=0.02)
+
+
+def test_pseudo_huber_loss_by_hand():
+    x0, eps = torch.zeros(2, 2), torch.zeros(2, 2)                 # target u = 0
+    v = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    assert torch.allclose(pseudo_huber_loss(v, x0, eps, 1.0), torch.tensor([math.sqrt(26) - 1, 0.0]))
+    small = torch.tensor([[1e-3, 0.0]])                             # |e| << c: e^2 / (2 c)
+    assert float(pseudo_huber_loss(small, x0[:1], eps[:1], 1.0)) == pytest.approx(0.5e-6, rel=1e-3)
+    big = torch.tensor([[300.0, 400.0]])                            # |e| >> c: |e| - c
+    assert float(pseudo_huber_loss(big, x0[:1], eps[:1], 1.0)) == pytest.approx(499.0, rel=1e-5)
+    assert pseudo_huber_c(784) == pytest.approx(0.00054 * 28)       # Song & Dhariwal's c for MNIST
 
 
 def test_minibatch_ot_is_the_optimal_assignment():
@@ -206,6 +247,10 @@ def test_defaults_depend_on_the_kind_of_data():
     assert FlowConfig(time_density="uniform").for_data(DataSpec("image", (1, 8, 8), 0)).time_density == "uniform"
     with pytest.raises(ConfigError, match="reflow_pairs"):
         FlowConfig(reflow_pairs=0).validate()
+    for bad, field in (({"density_a": 0.0}, "density_a"), ({"huber_c": -1.0}, "huber_c"),
+                       ({"loss": "l1"}, "loss"), ({"reflow_pairs_from": "run"}, "reflow_from")):
+        with pytest.raises(ConfigError, match=field):
+            FlowConfig(**bad).validate()
     with pytest.raises(ConfigError, match="unet needs image data"):
         Flow(FlowConfig(net="unet"), DataSpec("points", (2,), 0))
 
@@ -276,6 +321,22 @@ def test_reflow_pairs_are_the_previous_flows_samples_and_reproducible(capfd):
                data.spec).start_reflow(previous)
 
 
+def test_the_configured_loss_is_the_one_trained():
+    """train_step minimises model.loss: with the same weights and draws, the pseudo-Huber loss with a
+    large c is ||e||^2 / (2 c) = D mse / (2 c) (D = 2 here), the squared error's D / (2 c) times."""
+    data = _points()
+    losses = {}
+    for loss in ("mse", "pseudo-huber"):
+        model = _build(FlowConfig(loss=loss, huber_c=1000.0, time_density="u-shaped", **TINY), data.spec)
+        ctx = FakeContext(data.x, data.y, batch_size=64, seed=1)
+        losses[loss] = float(model.train_step(ctx.next_batch(), ctx)["loss"])
+    assert losses["pseudo-huber"] == pytest.approx(losses["mse"] * 2 / 2000, rel=1e-4)
+    model = _build(FlowConfig(loss="pseudo-huber", **TINY), data.spec)     # c = 0.00054 sqrt(2) by default
+    e = torch.tensor([[0.3, 0.4]])
+    assert float(model.loss_per_example(e, torch.zeros(1, 2), torch.zeros(1, 2))) == \
+        pytest.approx(math.sqrt(0.25 + pseudo_huber_c(2) ** 2) - pseudo_huber_c(2))
+
+
 def test_train_reflow_and_evaluate_through_the_command_line(tmp_path, capsys):
     fast = ["--batch-size", "32", "--no-progress", "--threads", "1", "--set", "trainer.report=false",
             "--mlp-width", "32", "--mlp-depth", "1"]
@@ -286,6 +347,22 @@ def test_train_reflow_and_evaluate_through_the_command_line(tmp_path, capsys):
                  "--reflow-from", str(first), "--reflow-pairs", "64", "--reflow-sampler", "euler",
                  "--reflow-steps", "4"]) == 0
     assert f"drawing 64 reflow pairs from {first} (euler, 4 steps)" in capsys.readouterr().err
+    # a third reflow takes the second's pairs instead of drawing them again, with other training settings
+    third = tmp_path / "rf3"
+    pairs = ["--reflow-from", str(first), "--reflow-pairs", "64", "--reflow-sampler", "euler", "--reflow-steps", "4"]
+    assert main(["train", "flow", "--data", "ring8", "--steps", "5", "--out", str(third), *fast, *pairs,
+                 "--reflow-pairs-from", str(second), "--time-density", "u-shaped", "--loss", "pseudo-huber"]) == 0
+    assert f"taking the 64 reflow pairs of {second} from {first} (euler, 4 steps)" in capsys.readouterr().err
+    kept = [torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["modules"]["reflow_pairs"]
+            for run in (second, third)]
+    assert torch.equal(kept[0]["x0"], kept[1]["x0"]) and torch.equal(kept[0]["labels"], kept[1]["labels"])
+    # pairs drawn otherwise, or a run that drew none, are refused before anything is written
+    assert main(["train", "flow", "--data", "ring8", "--steps", "5", "--out", str(tmp_path / "no"), *fast,
+                 *pairs[:3], "32", *pairs[4:], "--reflow-pairs-from", str(second)]) == 2
+    assert "model.reflow_pairs: 64 there vs 32 here" in capsys.readouterr().err
+    assert main(["train", "flow", "--data", "ring8", "--steps", "5", "--out", str(tmp_path / "no"), *fast,
+                 *pairs, "--reflow-pairs-from", str(first)]) == 2
+    assert "is not a reflow run" in capsys.readouterr().err and not (tmp_path / "no").exists()
     assert main(["evaluate", str(second), "--metrics", "straightness", "--n", "20", "--straightness-steps", "4"]) == 0
     assert "straightness" in capsys.readouterr().out
     assert main(["sample", str(second), "--n", "6", "--sampler", "euler", "--steps", "2",

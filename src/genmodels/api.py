@@ -157,8 +157,10 @@ def fit_config(config: RunConfig, *, resume: bool = False, override_identity: bo
         if needs_reflow(config, resume):   # a flow's reflow pairs and weights, before the EMA copy too
             m = config.model
             if info.is_main:
-                print(f"genmodels: drawing {m.reflow_pairs:,} reflow pairs from {m.reflow_from} "
-                      f"({m.reflow_sampler}, {m.reflow_steps} steps)", file=sys.stderr, flush=True)
+                how = f"taking the {m.reflow_pairs:,} reflow pairs of {m.reflow_pairs_from}" if m.reflow_pairs_from \
+                    else f"drawing {m.reflow_pairs:,} reflow pairs"
+                print(f"genmodels: {how} from {m.reflow_from} ({m.reflow_sampler}, {m.reflow_steps} steps)",
+                      file=sys.stderr, flush=True)
             reflow_from_source(model, config, dataset.spec, zoo_root=zoo_root,
                                progress=config.trainer.progress and info.is_main)
         result = Trainer(config, resume=resume, override_identity=override_identity,

@@ -168,5 +168,34 @@ def reflow_from_source(model, config: RunConfig, spec: DataSpec, *, zoo_root: st
     if differ:
         raise ConfigError(f"--reflow-from {source}: it was trained on other data ({'; '.join(differ)}); pass its "
                           f"--data")
-    model.start_reflow(loaded.model, progress=progress)
+    pairs = reflow_pairs_of(config.model.reflow_pairs_from, config, device=model.device) \
+        if config.model.reflow_pairs_from else None
+    model.start_reflow(loaded.model, progress=progress, pairs=pairs)
     return loaded
+
+
+REFLOW_PAIR_SETTINGS = ("reflow_from", "reflow_pairs", "reflow_seed", "reflow_sampler", "reflow_steps",
+                        "class_conditional")    # what makes two reflow runs' pairs the same
+
+
+def reflow_pairs_of(run: str | Path, config: RunConfig, *, device: str | torch.device = "cpu"):
+    """The drawn pairs (`ReflowPairs`) of an earlier reflow run directory (its latest checkpoint), for
+    a new reflow run of `config` that trains on the same pairs with other settings
+    (model.reflow_pairs_from). ConfigError unless that run is a flow reflow that drew its pairs with the
+    same REFLOW_PAIR_SETTINGS, as written in both configs."""
+    from genmodels.models.flow import FlowConfig  # lazy: a family loads on first use
+
+    where = f"--reflow-pairs-from {run}"
+    if is_zoo(run):
+        raise ConfigError(f"{where}: a zoo entry keeps no reflow pairs; name the reflow run's directory")
+    theirs = read_source(run).config.model
+    if not isinstance(theirs, FlowConfig) or not theirs.reflow_from:
+        raise ConfigError(f"{where}: it is not a reflow run (a flow run with model.reflow_from)")
+    there, here = dataclass_to_dict(theirs), dataclass_to_dict(config.model)
+    differ = [f"model.{k}: {there[k]!r} there vs {here[k]!r} here" for k in REFLOW_PAIR_SETTINGS if there[k] != here[k]]
+    if differ:
+        raise ConfigError(f"{where}: its pairs were drawn otherwise ({'; '.join(differ)})")
+    pairs = load_run(run, device=device, ema=False).model.pairs
+    if pairs is None or not bool(pairs.filled):
+        raise ConfigError(f"{where}: its checkpoint holds no drawn pairs")
+    return pairs

@@ -14,16 +14,23 @@ has the path's marginals at every t (Liu et al. Theorem 3.3; Lipman et al. Theor
 integrated from t = 1 (noise) to t = 0 (data) to sample (`flow_samplers.py`).
 
 Training times (`draw_times`): uniform, or logit-normal t = sigmoid(u), u ~ N(m, s^2) with m = 0,
-s = 1 (Esser et al. 2024, "Scaling rectified flow transformers", eq. 19, their best of 61 variants);
-`continuous.py` gives the same density in the DDPM's variables. Couplings (`couple`): independent
-(x_0 and eps drawn apart), or the exact optimal-transport assignment within each minibatch under
-squared Euclidean cost (Tong et al. 2023, "Improving and generalizing flow-based generative models
-with minibatch optimal transport", OT-CFM, sec. 3.2), found with scipy's linear_sum_assignment:
-with uniform weights on two equal-sized batches the optimal plan is a permutation.
+s = 1 (Esser et al. 2024, "Scaling rectified flow transformers", eq. 19, their best of 61 variants;
+`continuous.py` gives the same density in the DDPM's variables), or U-shaped,
+p(t) = a cosh(a (t - 1/2)) / (2 sinh(a / 2)) with a = 4 (Lee et al. 2024, "Improving the training of
+rectified flows", sec. 4.1: for a reflow, whose straight paths make the middle times easy, the
+weight goes to the ends). Losses (`flow_matching_loss`, `pseudo_huber_loss`): squared error, or the
+pseudo-Huber sqrt(||v - u||^2 + c^2) - c with c = 0.00054 sqrt(D) (Song & Dhariwal 2023, "Improved
+techniques for training consistency models", sec. 3.3; Lee et al. 2024 train reflows with it).
+Couplings (`couple`): independent (x_0 and eps drawn apart), or the exact optimal-transport
+assignment within each minibatch under squared Euclidean cost (Tong et al. 2023, "Improving and
+generalizing flow-based generative models with minibatch optimal transport", OT-CFM, sec. 3.2),
+found with scipy's linear_sum_assignment: with uniform weights on two equal-sized batches the
+optimal plan is a permutation.
 """
 
 from __future__ import annotations
 
+import math
 import typing
 from typing import Literal
 
@@ -39,9 +46,13 @@ from genmodels.diffusion.ode_likelihood import (
 )
 from genmodels.errors import choice_error
 
-TimeDensity = Literal["uniform", "logit-normal"]
+TimeDensity = Literal["uniform", "logit-normal", "u-shaped"]
 TIME_DENSITIES = typing.get_args(TimeDensity)
 LOGIT_NORMAL = DENSITY_DEFAULTS["logit-normal"]     # (m, s) = (0, 1), Esser et al. 2024
+U_SHAPE_A = 4.0                                     # Lee et al. 2024, sec. 4.1
+FlowLoss = Literal["mse", "pseudo-huber"]
+FLOW_LOSSES = typing.get_args(FlowLoss)
+PSEUDO_HUBER_C = 0.00054                            # c = 0.00054 sqrt(D), Song & Dhariwal 2023, sec. 3.3
 Coupling = Literal["independent", "ot"]
 COUPLINGS = typing.get_args(Coupling)
 TIME_SCALE = 1000.0   # the networks read 1000 t: the range of the DDPM's steps their time embedding was made for
@@ -64,15 +75,31 @@ def velocity_target(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 
 
 def draw_times(n: int, density: TimeDensity, generator: torch.Generator | None, device: torch.device | str,
-               mean: float = LOGIT_NORMAL[0], std: float = LOGIT_NORMAL[1]) -> torch.Tensor:
-    """n training times in [0, 1], float32 (n,): uniform, or logit-normal t = sigmoid(mean + std u),
-    u ~ N(0, 1) (Esser et al. 2024, eq. 19)."""
+               mean: float = LOGIT_NORMAL[0], std: float = LOGIT_NORMAL[1], a: float = U_SHAPE_A) -> torch.Tensor:
+    """n training times in [0, 1], float32 (n,): uniform, logit-normal t = sigmoid(mean + std u),
+    u ~ N(0, 1) (Esser et al. 2024, eq. 19), or U-shaped with parameter a (Lee et al. 2024; drawn by
+    inverting its CDF at one uniform per example, `u_shaped_quantile`)."""
     if density == "uniform":
         return torch.rand((n,), generator=generator, device=device)
     if density == "logit-normal":
         u = torch.randn((n,), generator=generator, device=device)
         return torch.sigmoid(mean + std * u)
+    if density == "u-shaped":
+        return u_shaped_quantile(torch.rand((n,), generator=generator, device=device), a)
     raise choice_error("time density", density, TIME_DENSITIES)
+
+
+def u_shaped_density(t: torch.Tensor, a: float = U_SHAPE_A) -> torch.Tensor:
+    """p(t) = a cosh(a (t - 1/2)) / (2 sinh(a / 2)) on [0, 1] (Lee et al. 2024, sec. 4.1: the even
+    mixture of densities proportional to exp(a t) and exp(a (1 - t)), which is this). a > 0."""
+    return a * torch.cosh(a * (t - 0.5)) / (2.0 * math.sinh(a / 2.0))
+
+
+def u_shaped_quantile(u: torch.Tensor, a: float = U_SHAPE_A) -> torch.Tensor:
+    """The inverse of the U-shaped CDF F(t) = (sinh(a (t - 1/2)) / sinh(a / 2) + 1) / 2 at u in [0, 1]:
+    t = 1/2 + asinh((2 u - 1) sinh(a / 2)) / a, computed in float64, returned in u's dtype."""
+    z = (2.0 * u.double() - 1.0) * math.sinh(a / 2.0)
+    return (0.5 + torch.asinh(z) / a).clamp(0.0, 1.0).to(u.dtype)
 
 
 def ot_permutation(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -101,6 +128,20 @@ def flow_matching_loss(v: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor) -> 
     """Per-example mean squared error ||v_theta(x_t, t) - (eps - x_0)||^2 / D, (B,) (Lipman et al.
     eq. 9 / Liu et al. eq. 1, averaged over the D dimensions)."""
     return (v.float() - velocity_target(x0, eps).float()).pow(2).flatten(1).mean(dim=1)
+
+
+def pseudo_huber_c(dims: int) -> float:
+    """c = 0.00054 sqrt(D) for data of D dimensions (Song & Dhariwal 2023, sec. 3.3)."""
+    return PSEUDO_HUBER_C * math.sqrt(dims)
+
+
+def pseudo_huber_loss(v: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, c: float) -> torch.Tensor:
+    """Per-example pseudo-Huber distance sqrt(||v_theta(x_t, t) - (eps - x_0)||^2 + c^2) - c, (B,), the
+    norm over all D dimensions (Song & Dhariwal 2023, sec. 3.3; Lee et al. 2024 for reflow): about
+    ||.||^2 / (2 c) for errors much smaller than c and ||.|| for larger ones, so that a few large
+    errors do not dominate the gradient. c > 0."""
+    d2 = (v.float() - velocity_target(x0, eps).float()).pow(2).flatten(1).sum(dim=1)
+    return d2 / (torch.sqrt(d2 + c * c) + c)    # = sqrt(d2 + c^2) - c, without its cancellation for d2 << c^2
 
 
 def gaussian_velocity(x: torch.Tensor, t: torch.Tensor, m: float, s: float) -> torch.Tensor:

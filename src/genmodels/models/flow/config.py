@@ -8,7 +8,7 @@ from typing import Literal
 
 from genmodels.config_fields import check_choices, param, require
 from genmodels.data.dataset import DataSpec
-from genmodels.diffusion.flow import Coupling, TimeDensity
+from genmodels.diffusion.flow import U_SHAPE_A, Coupling, FlowLoss, TimeDensity
 from genmodels.diffusion.flow_samplers import FlowSamplerName, describe_flow_samplers
 from genmodels.diffusion.ode_likelihood import Probe, Trace
 
@@ -22,10 +22,16 @@ class FlowConfig:
     """The path, the coupling, the time density, the velocity network and reflow."""
 
     time_density: TimeDensitySetting = param("auto", "density of the training times t: auto (logit-normal for "
-                                             "images, uniform for points), uniform, or logit-normal (t = sigmoid(u), "
-                                             "u ~ N(density_mean, density_std^2); Esser et al. 2024)")
+                                             "images, uniform for points), uniform, logit-normal (t = sigmoid(u), "
+                                             "u ~ N(density_mean, density_std^2); Esser et al. 2024), or u-shaped "
+                                             "(p(t) proportional to cosh(density_a (t - 1/2)); Lee et al. 2024, for "
+                                             "reflow)")
     density_mean: float = param(0.0, "logit-normal location m (Esser et al.: 0)")
     density_std: float = param(1.0, "logit-normal scale s (Esser et al.: 1)")
+    density_a: float = param(U_SHAPE_A, "u-shaped: a, the weight of the ends (Lee et al.: 4)")
+    loss: FlowLoss = param("mse", "training loss: mse (squared error to the velocity target), or pseudo-huber "
+                           "(sqrt(||v - u||^2 + c^2) - c; Song & Dhariwal 2023, for reflow Lee et al. 2024)")
+    huber_c: float = param(0.0, "pseudo-huber: c (0 = 0.00054 sqrt(D) for D data dimensions; Song & Dhariwal)")
     coupling: Coupling = param("independent", "how noise is paired with data in a minibatch: independent, or ot "
                                "(exact minibatch optimal transport on squared distances; Tong et al. 2023)")
     net: VelocityNet = param("auto", "velocity network: auto (U-Net for images, MLP for points), unet, mlp")
@@ -48,11 +54,18 @@ class FlowConfig:
     reflow_seed: int = param(0, "reflow: the seed of the pairs' noise (pair i is a function of this seed and i)")
     reflow_sampler: FlowSamplerName = param("rk45", "reflow: the previous flow's sampler for the pairs")
     reflow_steps: int = param(0, "reflow: its steps (0 = the sampler's default)")
+    reflow_pairs_from: str = param("", "reflow: an earlier reflow run directory whose pairs this run takes instead of "
+                                   "drawing them again (it must have drawn them with the same reflow_from, "
+                                   "reflow_pairs, reflow_seed, reflow_sampler and reflow_steps); \"\" = draw them")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""
         check_choices(self, "model")
         require(self.density_std > 0, f"model.density_std must be > 0, got {self.density_std}")
+        require(0 < self.density_a <= 50, f"model.density_a must be in (0, 50], got {self.density_a}")
+        require(self.huber_c >= 0, f"model.huber_c must be >= 0 (0 = 0.00054 sqrt(D)), got {self.huber_c}")
+        require(not self.reflow_pairs_from or bool(self.reflow_from),
+                "model.reflow_pairs_from takes the pairs of a reflow: set model.reflow_from (the previous flow) too")
         require(abs(self.density_mean) <= 10, f"model.density_mean must be in [-10, 10], got {self.density_mean}")
         for name in ("channels", "num_res_blocks", "attention_heads", "mlp_width", "mlp_depth"):
             require(getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}")

@@ -18,7 +18,16 @@ from torch import nn
 
 from genmodels.config_fields import validate_options
 from genmodels.data.dataset import Dataset, DataSpec
-from genmodels.diffusion.flow import TIME_SCALE, couple, draw_times, flow_log_likelihood, flow_matching_loss, path_point
+from genmodels.diffusion.flow import (
+    TIME_SCALE,
+    couple,
+    draw_times,
+    flow_log_likelihood,
+    flow_matching_loss,
+    path_point,
+    pseudo_huber_c,
+    pseudo_huber_loss,
+)
 from genmodels.diffusion.flow_samplers import euler, get_flow_sampler, straightness
 from genmodels.diffusion.ode_likelihood import dequantise, dequantised_bits_per_dim
 from genmodels.errors import ConfigError
@@ -114,19 +123,27 @@ class Flow(GenerativeModel):
 
     def train_step(self, batch, ctx) -> dict[str, torch.Tensor]:
         """One step of conditional flow matching: x_t = (1 - t) x_0 + t x_1 (x_1 the noise),
-        loss ||v_theta(x_t, t) - (x_1 - x_0)||^2 (`diffusion.flow`, eq. 1)."""
+        loss ||v_theta(x_t, t) - (x_1 - x_0)||^2 (`diffusion.flow`, eq. 1), or its pseudo-Huber form."""
         c = self.config
         x0, eps, labels = self._training_pairs(batch, ctx)
-        t = draw_times(x0.shape[0], c.time_density, ctx.generator, self.device, c.density_mean, c.density_std)
+        t = draw_times(x0.shape[0], c.time_density, ctx.generator, self.device, c.density_mean, c.density_std,
+                       c.density_a)
         if labels is not None:                                  # label dropout (Ho & Salimans 2022)
             drop = torch.rand(labels.shape, generator=ctx.generator, device=self.device) < c.p_uncond
             labels = torch.where(drop, torch.full_like(labels, -1), labels)
         self.net.train()
         with ctx.autocast():
             v = self.net(path_point(x0, eps, t), t * TIME_SCALE, labels)
-        loss = flow_matching_loss(v, x0, eps).mean()
+        loss = self.loss_per_example(v, x0, eps).mean()
         ctx.optimize(loss, self.opt, [self.net])
         return {"loss": loss.detach()}
+
+    def loss_per_example(self, v: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """The configured loss of each example (B,): mse, or pseudo-huber with model.huber_c (0: 0.00054 sqrt(D))."""
+        c = self.config
+        if c.loss == "pseudo-huber":
+            return pseudo_huber_loss(v, x0, eps, c.huber_c or pseudo_huber_c(x0[0].numel()))
+        return flow_matching_loss(v, x0, eps)
 
     def velocity_fn(self, labels: torch.Tensor | None = None, guidance: float = 1.0):
         """v(x_t, t) for samplers and the likelihood, t (B,) in [0, 1]; with labels and w != 1 the
@@ -182,10 +199,11 @@ class Flow(GenerativeModel):
         return x0.clamp(-1, 1) if self.is_image else x0
 
     # --- reflow -------------------------------------------------------------------------
-    def start_reflow(self, previous: Flow, *, progress: bool = False) -> None:
+    def start_reflow(self, previous: Flow, *, progress: bool = False, pairs: ReflowPairs | None = None) -> None:
         """Begin a reflow run from the previous flow (Liu et al. 2023, Algorithm 1): copy its network and
         standardiser (the new flow starts from its weights, as theirs does) and draw the pairs
-        (x_1 from reflow_seed, x_0 its ODE solution with reflow_sampler / reflow_steps). ConfigError
+        (x_1 from reflow_seed, x_0 its ODE solution with reflow_sampler / reflow_steps), or copy
+        `pairs`, drawn so by an earlier reflow run (`sources.reflow_pairs_of` checks that). ConfigError
         when the networks differ or this model takes no pairs (model.reflow_from unset). `progress`: a
         progress bar over the pairs."""
         if self.pairs is None:
@@ -197,6 +215,12 @@ class Flow(GenerativeModel):
                               f"previous flow's ({'; '.join(differ)})")
         self.net.load_state_dict(previous.net.state_dict())
         self.standardiser.load_state_dict(previous.standardiser.state_dict())
+        if pairs is not None:
+            if pairs.x0.shape != self.pairs.x0.shape:
+                raise ConfigError(f"reflow pairs of shape {tuple(pairs.x0.shape)}; this run takes "
+                                  f"{tuple(self.pairs.x0.shape)}")
+            self.pairs.fill(pairs.x0.to(self.device), pairs.labels.to(self.device))
+            return
         options = FlowSampleOptions(sampler=self.config.reflow_sampler, steps=self.config.reflow_steps)
         labels = pair_labels(len(self.pairs.x0), self.spec.num_classes if self.config.class_conditional else 0,
                              self.device)
