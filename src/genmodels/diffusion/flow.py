@@ -51,7 +51,6 @@ TIME_DENSITIES = typing.get_args(TimeDensity)
 LOGIT_NORMAL = DENSITY_DEFAULTS["logit-normal"]     # (m, s) = (0, 1), Esser et al. 2024
 U_SHAPE_A = 4.0                                     # Lee et al. 2024, sec. 4.1
 FlowLoss = Literal["mse", "pseudo-huber"]
-FLOW_LOSSES = typing.get_args(FlowLoss)
 PSEUDO_HUBER_C = 0.00054                            # c = 0.00054 sqrt(D), Song & Dhariwal 2023, sec. 3.3
 Coupling = Literal["independent", "ot"]
 COUPLINGS = typing.get_args(Coupling)

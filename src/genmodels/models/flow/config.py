@@ -56,7 +56,8 @@ class FlowConfig:
     reflow_steps: int = param(0, "reflow: its steps (0 = the sampler's default)")
     reflow_pairs_from: str = param("", "reflow: an earlier reflow run directory whose pairs this run takes instead of "
                                    "drawing them again (it must have drawn them with the same reflow_from, "
-                                   "reflow_pairs, reflow_seed, reflow_sampler and reflow_steps); \"\" = draw them")
+                                   "reflow_pairs, reflow_seed, reflow_sampler, reflow_steps and "
+                                   "class_conditional); \"\" = draw them")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid field."""
